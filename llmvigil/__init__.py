@@ -1,0 +1,58 @@
+"""llmvigil: watch LLM applications in production.
+
+Decorate the functions that call a model, and every call's prompt, response,
+latency, tokens, cost, errors and metadata land in a store you can query::
+
+    import llmvigil
+
+    @llmvigil.observe(model="gpt-4o-mini")
+    def answer(question: str) -> str:
+        ...
+
+The collector never raises into your code and never blocks it past the
+configured bound; see ``llmvigil.stats()`` for what it did.
+"""
+
+from llmvigil.collector import (
+    attach,
+    configure,
+    context,
+    flush,
+    observe,
+    shutdown,
+    span,
+    stats,
+)
+from llmvigil.config import Settings, load_settings
+from llmvigil.errors import (
+    ConfigError,
+    EvaluatorError,
+    IngestError,
+    LlmvigilError,
+    StoreError,
+)
+from llmvigil.storage import MetricRow, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "EvaluatorError",
+    "IngestError",
+    "LlmvigilError",
+    "MetricRow",
+    "Settings",
+    "Store",
+    "StoreError",
+    "__version__",
+    "attach",
+    "configure",
+    "context",
+    "flush",
+    "load_settings",
+    "observe",
+    "open_store",
+    "shutdown",
+    "span",
+    "stats",
+]

@@ -1,0 +1,269 @@
+"""Turn whatever a decorated function took and returned into text, tokens and a model name.
+
+Runs on the flush thread. Every function here accepts any object (cyclic,
+unserialisable, bytes that are not UTF-8, NaN, huge) and never raises: the
+worst case is a placeholder that names the type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_MAX_DEPTH = 12
+_MAX_ITEMS = 1_000
+#: Keyword names that hold the prompt, tried in this order.
+PROMPT_KEYS = ("messages", "prompt", "input", "query", "question", "text")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without what JSON, Arrow or PostgreSQL refuse: lone surrogates and NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _plain(value: Any, depth: int, seen: set[int], budget: list[int]) -> Any:
+    """A JSON-safe copy of ``value`` (dicts, lists, str, int, float, bool, None)."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        budget[0] -= len(value)
+        return clean_text(value if budget[0] >= 0 else value[: max(0, len(value) + budget[0])])
+    if isinstance(value, bytes | bytearray | memoryview):
+        return clean_text(bytes(value[:65_536]).decode("utf-8", "replace"))
+    if depth >= _MAX_DEPTH or budget[0] <= 0:
+        return f"<{type(value).__name__}>"
+    marker = id(value)
+    if marker in seen:
+        return f"<cycle {type(value).__name__}>"
+    seen.add(marker)
+    try:
+        if isinstance(value, Mapping):
+            return {
+                str(k): _plain(v, depth + 1, seen, budget)
+                for k, v in list(value.items())[:_MAX_ITEMS]
+            }
+        if isinstance(value, list | tuple | set | frozenset | deque):
+            return [_plain(v, depth + 1, seen, budget) for v in list(value)[:_MAX_ITEMS]]
+        dump = getattr(value, "model_dump", None)  # pydantic models, OpenAI responses
+        if callable(dump):
+            return _plain(dump(), depth + 1, seen, budget)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+            return _plain(fields, depth + 1, seen, budget)
+        return _short_repr(value)
+    finally:
+        seen.discard(marker)
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return clean_text(text[:2_000])
+
+
+def to_json(value: Any, limit: int = 1_000_000) -> str:
+    """JSON text for any object; never raises."""
+    try:
+        return json.dumps(_plain(value, 0, set(), [limit]), ensure_ascii=False)
+    except Exception:
+        return json.dumps(f"<unserialisable {type(value).__name__}>")
+
+
+def to_text(value: Any, limit: int = 1_000_000) -> str | None:
+    """Text for a prompt or a response: strings as they are, anything else as JSON."""
+    try:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return clean_text(value[: limit * 4])
+        if isinstance(value, bytes | bytearray):
+            return clean_text(bytes(value[: limit * 4]).decode("utf-8", "replace"))
+        return to_json(value, limit)
+    except Exception:
+        return f"<unserialisable {type(value).__name__}>"
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def messages_to_prompt(messages: Any) -> str | None:
+    """The last user message of an OpenAI-style message list (what a question-scorer needs)."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes) or not messages:
+        return None
+    for message in reversed(messages):
+        if _get(message, "role") == "user":
+            return content_text(_get(message, "content"))
+    return content_text(_get(messages[-1], "content"))
+
+
+def content_text(content: Any) -> str | None:
+    """Text of a message ``content``: a string, or a list of parts of which the text parts count."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = [_get(p, "text") for p in content]
+        texts = [p for p in parts if isinstance(p, str)]
+        if texts:
+            return "\n".join(texts)
+    return to_text(content)
+
+
+def output_text(result: Any) -> str | None:
+    """The text of a model's answer: chat completion, Responses API object, dict, str, or JSON."""
+    if result is None or isinstance(result, str):
+        return result
+    choices = _get(result, "choices")
+    if isinstance(choices, Sequence) and choices and not isinstance(choices, str):
+        message = _get(choices[0], "message")
+        if message is not None:
+            text = content_text(_get(message, "content"))
+            if text is None and _get(message, "tool_calls"):
+                return to_json(_get(message, "tool_calls"))
+            return text
+        text = _get(choices[0], "text")  # legacy completions
+        if isinstance(text, str):
+            return text
+    text = _get(result, "output_text")  # Responses API convenience property
+    if isinstance(text, str):
+        return text
+    output = _get(result, "output")
+    if isinstance(output, Sequence) and not isinstance(output, str):
+        pieces = []
+        for item in output:
+            for part in _get(item, "content") or ():
+                if isinstance(_get(part, "text"), str):
+                    pieces.append(_get(part, "text"))
+        if pieces:
+            return "".join(pieces)
+    return to_text(result)
+
+
+def stream_text(items: Sequence[Any]) -> str | None:
+    """The joined text of a stream: strings, or chat-completion chunks' ``delta.content``."""
+    pieces: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            pieces.append(item)
+            continue
+        if isinstance(item, bytes):
+            pieces.append(item.decode("utf-8", "replace"))
+            continue
+        choices = _get(item, "choices")
+        if isinstance(choices, Sequence) and not isinstance(choices, str):
+            for choice in choices[:1]:
+                delta = _get(choice, "delta")
+                text = _get(delta, "content") if delta is not None else _get(choice, "text")
+                if isinstance(text, str):
+                    pieces.append(text)
+            continue
+        delta = _get(item, "delta")  # Responses API text delta events
+        if isinstance(delta, str):
+            pieces.append(delta)
+            continue
+        pieces.append(to_text(item) or "")
+    return clean_text("".join(pieces)) if pieces else None
+
+
+def usage_of(result: Any) -> tuple[int | None, int | None, int | None]:
+    """(prompt, completion, total) tokens from an OpenAI-style ``usage``, else Nones."""
+    usage = _get(result, "usage") if result is not None else None
+    if usage is None and isinstance(result, Mapping) and "prompt_tokens" in result:
+        usage = result
+    if usage is None:
+        return None, None, None
+    prompt = _get(usage, "prompt_tokens")
+    completion = _get(usage, "completion_tokens")
+    if prompt is None and completion is None:  # Responses API and Anthropic shapes
+        prompt = _get(usage, "input_tokens")
+        completion = _get(usage, "output_tokens")
+    total = _get(usage, "total_tokens")
+    prompt, completion, total = (_as_int(v) for v in (prompt, completion, total))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    return prompt, completion, total
+
+
+def stream_usage(items: Sequence[Any]) -> tuple[int | None, int | None, int | None]:
+    """Token usage of a stream: the last chunk that carries one (OpenAI sends it last)."""
+    for item in reversed(items):
+        usage = usage_of(item)
+        if usage != (None, None, None):
+            return usage
+        response = _get(item, "response")  # Responses API completed event
+        if response is not None:
+            usage = usage_of(response)
+            if usage != (None, None, None):
+                return usage
+    return None, None, None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def model_of(result: Any) -> str | None:
+    """The ``model`` a response says produced it, if any."""
+    try:
+        model = _get(result, "model") if result is not None else None
+    except Exception:
+        return None
+    return model if isinstance(model, str) else None
+
+
+def bound_arguments(
+    func: Any, signature: inspect.Signature | None, args: tuple, kwargs: dict | None
+) -> dict[str, Any]:
+    """Call arguments by parameter name, without ``self``/``cls``.
+
+    Positional names (``arg0``...) when the signature cannot bind them.
+    """
+    kwargs = kwargs or {}
+    if signature is not None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+            arguments = dict(bound.arguments)
+            for name in ("self", "cls"):
+                arguments.pop(name, None)
+            for name, param in signature.parameters.items():
+                if param.kind is inspect.Parameter.VAR_KEYWORD and name in arguments:
+                    arguments.update(arguments.pop(name))
+            return arguments
+        except (TypeError, ValueError):
+            pass
+    arguments = {f"arg{i}": a for i, a in enumerate(args)}
+    arguments.update(kwargs)
+    return arguments
+
+
+def prompt_from_arguments(arguments: Mapping[str, Any]) -> Any:
+    """The value that is the prompt: a known prompt keyword, the only argument, or all of them."""
+    for key in PROMPT_KEYS:
+        if key in arguments:
+            value = arguments[key]
+            if key == "messages":
+                text = messages_to_prompt(value)
+                if text is not None:
+                    return text
+            return value
+    if len(arguments) == 1:
+        return next(iter(arguments.values()))
+    return dict(arguments) if arguments else None

@@ -1,0 +1,541 @@
+"""The hot path: ``@observe``, ``span()``, ``context()`` and ``attach()``.
+
+On the calling thread the decorator only reads the clock, builds a small tuple
+and puts it on the buffer; everything else (text extraction, redaction,
+tokens, cost, serialising, I/O) happens on the flush thread
+(:mod:`llmvigil.collector.pipeline`). The current span lives in one
+ContextVar, so nesting is right across threads and asyncio tasks.
+
+A raw record is the tuple ``(spec, span_n, parent_frame, frame, t_start,
+t_end, ttft, args, kwargs, result, error, context_values, stream_items)``
+with the indices named below; span numbers become string ids on the flush
+thread. Arguments and results are kept by reference until then, which is why
+the hot path is cheap: a caller that mutates an argument right after the
+call may see the mutated value recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Literal, TypeVar, overload
+
+from llmvigil.collector.runtime import BUFFER as buffer
+
+F = TypeVar("F", bound=Callable[..., Any])
+Kind = Literal["llm", "retrieval", "tool", "chain", "embedding", "agent", "other"]
+KINDS = ("llm", "retrieval", "tool", "chain", "embedding", "agent", "other")
+
+# Record layout (indices into the raw tuple).
+SPEC, SPAN_N, PARENT, FRAME, T_START, T_END, TTFT, ARGS, KWARGS, RESULT, ERROR, CTX, ITEMS = range(
+    13
+)
+# Frame layout: [span number, trace number, extras dict or None].
+F_N, F_TRACE, F_EXTRAS = range(3)
+
+_current: ContextVar[list | None] = ContextVar("llmvigil_current_span", default=None)
+_context_values: ContextVar[dict | None] = ContextVar("llmvigil_context", default=None)
+
+_ids = itertools.count(1)
+_next_id = _ids.__next__
+
+#: The clock of the hot path (nanoseconds, monotonic) and its offset to wall-clock time.
+_clock: Callable[[], int] = time.perf_counter_ns
+_wall_offset_ns: int = time.time_ns() - time.perf_counter_ns()
+
+
+def wall_time_ns(clock_ns: int) -> int:
+    """Wall-clock nanoseconds since the epoch of a reading of the hot path's clock."""
+    return clock_ns + _wall_offset_ns
+
+
+def use_clock(
+    clock_ns: Callable[[], int] | None = None, wall_at_zero_ns: int | None = None
+) -> None:
+    """Replace the monotonic clock the decorator reads (for simulations and tests).
+
+    ``clock_ns`` returns nanoseconds; ``wall_at_zero_ns`` is the wall-clock time
+    (ns since the epoch) that a reading of 0 stands for. ``use_clock()`` restores
+    the real clock.
+    """
+    global _clock, _wall_offset_ns
+    if clock_ns is None:
+        _clock = time.perf_counter_ns
+        _wall_offset_ns = time.time_ns() - time.perf_counter_ns()
+    else:
+        _clock = clock_ns
+        _wall_offset_ns = time.time_ns() if wall_at_zero_ns is None else wall_at_zero_ns
+
+
+def _reset_after_fork() -> None:
+    global _ids, _next_id
+    _ids = itertools.count(1)
+    _next_id = _ids.__next__
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class Spec:
+    """What one ``@observe`` (or ``span()``) declared; built once per decorated function."""
+
+    __slots__ = (
+        "app",
+        "capture_input",
+        "capture_output",
+        "context_arg",
+        "func",
+        "kind",
+        "metadata",
+        "model",
+        "name",
+        "prompt_version",
+        "reference_arg",
+        "signature",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        app: str | None,
+        model: str | None,
+        prompt_version: str | None,
+        tags: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        capture_input: bool | None,
+        capture_output: bool | None,
+        context_arg: str | None,
+        reference_arg: str | None,
+        func: Callable[..., Any] | None,
+    ) -> None:
+        self.name = name
+        self.kind = kind if kind in KINDS else "other"
+        self.app = app
+        self.model = model
+        self.prompt_version = prompt_version
+        self.tags = tuple(tags) if tags else ()
+        self.metadata = dict(metadata) if metadata else None
+        self.capture_input = capture_input
+        self.capture_output = capture_output
+        self.context_arg = context_arg
+        self.reference_arg = reference_arg
+        self.func = func
+        self.signature: inspect.Signature | bool | None = None  # resolved on the flush thread
+
+
+@overload
+def observe(func: F) -> F: ...
+
+
+@overload
+def observe(
+    func: None = None,
+    *,
+    name: str | None = None,
+    kind: Kind = "llm",
+    app: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool | None = None,
+    capture_output: bool | None = None,
+    context_arg: str | None = None,
+    reference_arg: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def observe(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    kind: Kind = "llm",
+    app: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool | None = None,
+    capture_output: bool | None = None,
+    context_arg: str | None = None,
+    reference_arg: str | None = None,
+) -> Any:
+    """Record every call of the decorated function as a span.
+
+    Works bare (``@observe``) or with arguments, on sync and async functions,
+    generators and async generators (their output is the joined stream, and
+    ``ttft_ms`` the time to the first item). Exceptions are recorded and
+    re-raised unchanged. ``context_arg`` / ``reference_arg`` name the
+    parameters holding retrieved passages and an expected answer; inside the
+    function :func:`attach` does the same. ``capture_input`` /
+    ``capture_output`` default to the ``[collector]`` settings.
+
+    Example::
+
+        @observe(kind="llm", model="gpt-4o-mini", context_arg="passages")
+        def answer(question: str, passages: list[str]) -> str:
+            ...
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        spec = Spec(
+            name or getattr(fn, "__qualname__", None) or repr(fn),
+            kind,
+            app,
+            model,
+            prompt_version,
+            tags,
+            metadata,
+            capture_input,
+            capture_output,
+            context_arg,
+            reference_arg,
+            fn,
+        )
+        if inspect.isasyncgenfunction(fn):
+            return _wrap_async_generator(fn, spec)
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(fn, spec)
+        if inspect.iscoroutinefunction(fn):
+            return _wrap_coroutine(fn, spec)
+        return _wrap_function(fn, spec)
+
+    return decorate if func is None else decorate(func)
+
+
+def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
+    current, push, ctx = _current, buffer.push, _context_values
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        parent = current.get()
+        n = _next_id()
+        frame = [n, n if parent is None else parent[1], None]
+        token = current.set(frame)
+        t0 = _clock()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            t1 = _clock()
+            current.reset(token)
+            push((spec, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None))
+            raise
+        t1 = _clock()
+        current.reset(token)
+        push((spec, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
+    current, push, ctx = _current, buffer.push, _context_values
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        parent = current.get()
+        n = _next_id()
+        frame = [n, n if parent is None else parent[1], None]
+        token = current.set(frame)
+        t0 = _clock()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            t1 = _clock()
+            current.reset(token)
+            push((spec, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None))
+            raise
+        t1 = _clock()
+        current.reset(token)
+        push((spec, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        return result
+
+    return wrapper
+
+
+def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
+    current, push, ctx = _current, buffer.push, _context_values
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        parent = current.get()
+        n = _next_id()
+        frame = [n, n if parent is None else parent[1], None]
+        context_values = ctx.get()
+        items: list[Any] = []
+        ttft = None
+        error: BaseException | None = None
+        result = None
+        t0 = _clock()
+        token = current.set(frame)
+        try:
+            inner = fn(*args, **kwargs)
+        finally:
+            current.reset(token)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                token = current.set(frame)
+                try:
+                    if to_throw is not None:
+                        thrown, to_throw = to_throw, None
+                        item = inner.throw(thrown)
+                    else:
+                        item = inner.send(to_send)
+                except StopIteration as stop:
+                    result = stop.value
+                    return result
+                finally:
+                    current.reset(token)
+                if ttft is None:
+                    ttft = _clock()
+                items.append(item)
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    inner.close()
+                    raise
+                except BaseException as exc:  # thrown in by the consumer: pass it on
+                    to_throw = exc
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            push(
+                (spec, n, parent, frame, t0, _clock(), ttft, args, kwargs, result, error,
+                 context_values, items)
+            )  # fmt: skip
+
+    return wrapper
+
+
+def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
+    current, push, ctx = _current, buffer.push, _context_values
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        parent = current.get()
+        n = _next_id()
+        frame = [n, n if parent is None else parent[1], None]
+        context_values = ctx.get()
+        items: list[Any] = []
+        ttft = None
+        error: BaseException | None = None
+        t0 = _clock()
+        token = current.set(frame)
+        try:
+            inner = fn(*args, **kwargs)
+        finally:
+            current.reset(token)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                token = current.set(frame)
+                try:
+                    if to_throw is not None:
+                        thrown, to_throw = to_throw, None
+                        item = await inner.athrow(thrown)
+                    else:
+                        item = await inner.asend(to_send)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    current.reset(token)
+                if ttft is None:
+                    ttft = _clock()
+                items.append(item)
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    await inner.aclose()
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            push(
+                (spec, n, parent, frame, t0, _clock(), ttft, args, kwargs, None, error,
+                 context_values, items)
+            )  # fmt: skip
+
+    return wrapper
+
+
+class SpanHandle:
+    """The span opened by :func:`span`: set its input, output and extras while it runs."""
+
+    __slots__ = ("_frame", "input", "output")
+
+    def __init__(self, frame: list) -> None:
+        self._frame = frame
+        self.input: Any = None
+        self.output: Any = None
+
+    def attach(self, **values: Any) -> None:
+        """Same as :func:`attach`, for this span."""
+        _attach_to(self._frame, values)
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    kind: Kind = "chain",
+    input: Any = None,
+    app: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Iterator[SpanHandle]:
+    """Record a block of code that is not a function as a span.
+
+    Spans opened inside (by ``@observe`` or another ``span``) become its
+    children. An exception is recorded and propagates unchanged.
+
+    Example::
+
+        with llmvigil.span("retrieve", kind="retrieval", input=query) as s:
+            s.output = search(query)
+    """
+    spec = Spec(
+        name, kind, app, model, prompt_version, tags, metadata, None, None, None, None, None
+    )
+    parent = _current.get()
+    n = _next_id()
+    frame = [n, n if parent is None else parent[1], None]
+    handle = SpanHandle(frame)
+    handle.input = input
+    error: BaseException | None = None
+    token = _current.set(frame)
+    t0 = _clock()
+    try:
+        yield handle
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        t1 = _clock()
+        _current.reset(token)
+        buffer.push(
+            (spec, n, parent, frame, t0, t1, None, (handle.input,), None, handle.output, error,
+             _context_values.get(), None)
+        )  # fmt: skip
+
+
+@contextmanager
+def context(
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    trace_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+) -> Iterator[None]:
+    """Set ``user_id``, ``session_id``, metadata and tags on every span started inside.
+
+    Nested contexts add to the outer one. ``trace_id`` puts the spans started
+    inside under your own trace id (for example a request id).
+
+    Example::
+
+        with llmvigil.context(user_id="u-42", session_id=request.session):
+            answer(question)
+    """
+    outer = _context_values.get()
+    values = dict(outer) if outer else {}
+    if user_id is not None:
+        values["user_id"] = str(user_id)
+    if session_id is not None:
+        values["session_id"] = str(session_id)
+    if trace_id is not None:
+        values["trace_id"] = str(trace_id)
+    if metadata:
+        values["metadata"] = {**values.get("metadata", {}), **metadata}
+    if tags:
+        values["tags"] = (*values.get("tags", ()), *tags)
+    token = _context_values.set(values)
+    try:
+        yield
+    finally:
+        _context_values.reset(token)
+
+
+def attach(
+    *,
+    context: Sequence[str] | str | None = None,
+    reference: str | None = None,
+    input: Any = None,
+    output: Any = None,
+    model: str | None = None,
+    usage: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+) -> None:
+    """Add facts to the span that is running now (the innermost ``@observe`` or ``span``).
+
+    ``context`` is the retrieved passages, ``reference`` an expected answer,
+    ``usage`` token counts (an OpenAI-style usage object or dict). Called with
+    no span running, it does nothing. Never raises.
+
+    Example::
+
+        @observe
+        def answer(question):
+            passages = retrieve(question)
+            llmvigil.attach(context=passages)
+            return generate(question, passages)
+    """
+    frame = _current.get()
+    if frame is None:
+        return
+    values = {
+        k: v
+        for k, v in (
+            ("context", context),
+            ("reference", reference),
+            ("input", input),
+            ("output", output),
+            ("model", model),
+            ("usage", usage),
+            ("metadata", metadata),
+            ("tags", tags),
+        )
+        if v is not None
+    }
+    _attach_to(frame, values)
+
+
+def _attach_to(frame: list, values: Mapping[str, Any]) -> None:
+    extras = frame[F_EXTRAS]
+    if extras is None:
+        frame[F_EXTRAS] = extras = {}
+    for key, value in values.items():
+        if key == "metadata" and isinstance(value, Mapping):
+            extras["metadata"] = {**extras.get("metadata", {}), **value}
+        elif key == "tags":
+            extras["tags"] = (*extras.get("tags", ()), *value)
+        else:
+            extras[key] = value
+
+
+def current_span_ids() -> tuple[int, int] | None:
+    """(span number, trace number) of the running span, or None; for integrations."""
+    frame = _current.get()
+    return None if frame is None else (frame[F_N], frame[F_TRACE])

@@ -1,0 +1,202 @@
+"""The per-grain health table a cloud monitor shows, computed by one SQL aggregate in the store.
+
+For each time bucket (``TimeGrain``) and metric: ``Total``, ``Count``,
+``Maximum``, ``Minimum`` and ``Average`` of the per-call values, as in Azure
+Monitor's metrics table, plus latency percentiles. Only the aggregated
+buckets leave the database, never the spans themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from llmvigil.errors import LlmvigilError
+from llmvigil.storage import schema
+
+#: (metric name, span column or None for one per call, unit)
+METRICS: tuple[tuple[str, str | None, str], ...] = (
+    ("Latency", "latency_ms", "Milliseconds"),
+    ("TotalCalls", None, "Count"),
+    ("FailedCalls", "status", "Count"),
+    ("ProcessedPromptTokens", "prompt_tokens", "Count"),
+    ("GeneratedTokens", "completion_tokens", "Count"),
+    ("TokenTransaction", "total_tokens", "Count"),
+    ("DataIn", "bytes_in", "Bytes"),
+    ("DataOut", "bytes_out", "Bytes"),
+)
+PERCENTILES = (0.5, 0.95, 0.99)
+COLUMNS = (
+    "TimeGenerated",
+    "MetricName",
+    "Total",
+    "Count",
+    "Maximum",
+    "Minimum",
+    "Average",
+    "TimeGrain",
+    "UnitName",
+    "P50",
+    "P95",
+    "P99",
+)
+
+_GRAIN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One line of the health table: a metric over one time bucket."""
+
+    TimeGenerated: datetime
+    MetricName: str
+    Total: float
+    Count: int
+    Maximum: float | None
+    Minimum: float | None
+    Average: float | None
+    TimeGrain: str
+    UnitName: str
+    P50: float | None = None
+    P95: float | None = None
+    P99: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as a plain dict in column order."""
+        return asdict(self)
+
+
+def parse_grain(grain: str) -> int:
+    """Seconds in a grain such as ``1m``, ``5m``, ``1h``; :class:`LlmvigilError` if malformed."""
+    match = _GRAIN.match(grain)
+    if not match or int(match.group(1)) == 0:
+        raise LlmvigilError(
+            f"time grain {grain!r} is not understood; use a number and a unit: 1m, 5m, 1h or 1d"
+        )
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def iso_duration(seconds: int) -> str:
+    """``60`` -> ``PT1M``, the TimeGrain notation of cloud monitors."""
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    if seconds % 60 == 0:
+        return f"PT{seconds // 60}M"
+    return f"PT{seconds}S"
+
+
+def _aggregates(column: sa.ColumnElement[Any], prefix: str) -> list[sa.Label[Any]]:
+    return [
+        sa.func.sum(column).label(f"{prefix}_total"),
+        sa.func.count(column).label(f"{prefix}_count"),
+        sa.func.max(column).label(f"{prefix}_max"),
+        sa.func.min(column).label(f"{prefix}_min"),
+        sa.func.avg(column).label(f"{prefix}_avg"),
+    ]
+
+
+def health_query(grain_seconds: int, filters: list[sa.ColumnElement[bool]]) -> sa.Select:
+    """The SQL aggregate behind :func:`health_table`, one row per bucket."""
+    s = schema.spans.c
+    epoch = sa.extract("epoch", s.start_time)
+    bucket = (sa.func.floor(epoch / grain_seconds) * grain_seconds).label("bucket")
+    columns: list[Any] = [bucket, sa.func.count().label("calls")]
+    columns.append(sa.func.sum(sa.case((s.status == "error", 1), else_=0)).label("failed"))
+    for name, column, _unit in METRICS:
+        if column in (None, "status"):
+            continue
+        columns.extend(_aggregates(s[column], name))
+    for p in PERCENTILES:
+        columns.append(
+            sa.func.percentile_cont(p).within_group(s.latency_ms).label(f"p{round(p * 100)}")
+        )
+    return sa.select(*columns).where(*filters).group_by(bucket).order_by(bucket)
+
+
+def health_table(
+    engine: sa.Engine,
+    grain: str = "1m",
+    filters: list[sa.ColumnElement[bool]] | None = None,
+) -> list[MetricRow]:
+    """Aggregate spans matching ``filters`` into :class:`MetricRow` lines, oldest bucket first."""
+    seconds = parse_grain(grain)
+    grain_name = iso_duration(seconds)
+    with engine.connect() as conn:
+        buckets = conn.execute(health_query(seconds, filters or [])).mappings().all()
+    rows: list[MetricRow] = []
+    for b in buckets:
+        when = datetime.fromtimestamp(float(b["bucket"]), UTC).replace(tzinfo=None)
+        calls = int(b["calls"])
+        for name, column, unit in METRICS:
+            if column is None:
+                rows.append(MetricRow(when, name, calls, calls, 1, 1, 1, grain_name, unit))
+                continue
+            if column == "status":
+                # Per call 1 (failed) or 0, so the Average is the error rate.
+                failed = int(b["failed"] or 0)
+                rows.append(
+                    MetricRow(
+                        when,
+                        name,
+                        failed,
+                        calls,
+                        1 if failed else 0,
+                        1 if failed == calls else 0,
+                        failed / calls,
+                        grain_name,
+                        unit,
+                    )
+                )
+                continue
+            percentiles = (
+                {"P50": _number(b["p50"]), "P95": _number(b["p95"]), "P99": _number(b["p99"])}
+                if name == "Latency"
+                else {}
+            )
+            rows.append(
+                MetricRow(
+                    when,
+                    name,
+                    _number(b[f"{name}_total"]) or 0.0,
+                    int(b[f"{name}_count"] or 0),
+                    _number(b[f"{name}_max"]),
+                    _number(b[f"{name}_min"]),
+                    _number(b[f"{name}_avg"]),
+                    grain_name,
+                    unit,
+                    **percentiles,
+                )
+            )
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def parse_moment(text: str, now: datetime | None = None) -> datetime:
+    """A time for ``--since``/``--until``.
+
+    ISO 8601 (UTC when no zone is given) or a span back from now (``15m``, ``2h``, ``7d``).
+    """
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    match = _GRAIN.match(text)
+    if match:
+        return now - timedelta(seconds=parse_grain(text))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LlmvigilError(
+            f"time {text!r} is not understood; use ISO 8601 (2026-11-24T09:00) or a span back "
+            "from now (15m, 2h, 7d)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -1,0 +1,165 @@
+"""The tables of ARCHITECTURE.md, defined once with SQLAlchemy Core, and the spans' Arrow schema.
+
+All times are UTC, stored without a zone. JSON columns are JSON in DuckDB and
+JSONB in PostgreSQL. The Arrow schema of a span batch (what the collector
+produces and spool segments hold) is derived from the ``spans`` table, so the
+two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+ID = sa.String(64)
+# The PostgreSQL indexes that make windowed queries fast; DuckDB's zone maps do that job
+# without an index, and an ART index would slow its bulk appends.
+_PG_ONLY = {"dialect": "postgresql"}
+
+spans = sa.Table(
+    "spans",
+    metadata,
+    sa.Column("span_id", ID, primary_key=True),
+    sa.Column("trace_id", ID, nullable=False),
+    sa.Column("parent_id", ID),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("app", sa.Text),
+    sa.Column("environment", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("prompt_version", sa.Text),
+    sa.Column("user_id", sa.Text),
+    sa.Column("session_id", sa.Text),
+    sa.Column("start_time", sa.DateTime, nullable=False),
+    sa.Column("end_time", sa.DateTime, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("error_type", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("input_text", sa.Text),
+    sa.Column("output_text", sa.Text),
+    sa.Column("context", JSON),
+    sa.Column("reference", sa.Text),
+    sa.Column("prompt_tokens", sa.BigInteger),
+    sa.Column("completion_tokens", sa.BigInteger),
+    sa.Column("total_tokens", sa.BigInteger),
+    sa.Column("tokens_estimated", sa.Boolean, nullable=False),
+    sa.Column("cost_usd", sa.Float),
+    sa.Column("bytes_in", sa.BigInteger, nullable=False),
+    sa.Column("bytes_out", sa.BigInteger, nullable=False),
+    sa.Column("tags", JSON),
+    sa.Column("metadata", JSON),
+    sa.Column("truncated", sa.Boolean, nullable=False),
+    sa.Column("ingested_at", sa.DateTime, nullable=False),
+)
+sa.Index("ix_spans_start_time", spans.c.start_time).ddl_if(**_PG_ONLY)
+sa.Index("ix_spans_trace_id", spans.c.trace_id).ddl_if(**_PG_ONLY)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("span_id", ID, primary_key=True),
+    sa.Column("evaluator", sa.String(64), primary_key=True),
+    sa.Column("evaluator_version", sa.String(32), primary_key=True),
+    sa.Column("score", sa.Float),
+    sa.Column("label", sa.Text),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("details", JSON),
+    sa.Column("evaluated_at", sa.DateTime, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("feedback_id", ID, primary_key=True),
+    sa.Column("span_id", ID),
+    sa.Column("trace_id", ID),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("label", sa.Text),
+    sa.Column("comment", sa.Text),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("author", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+sa.Index("ix_feedback_span_id", feedback.c.span_id).ddl_if(**_PG_ONLY)
+
+drift_results = sa.Table(
+    "drift_results",
+    metadata,
+    sa.Column("drift_id", ID, primary_key=True),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+    sa.Column("reference_start", sa.DateTime, nullable=False),
+    sa.Column("reference_end", sa.DateTime, nullable=False),
+    sa.Column("current_start", sa.DateTime, nullable=False),
+    sa.Column("current_end", sa.DateTime, nullable=False),
+    sa.Column("app", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("feature", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("statistic", sa.Float),
+    sa.Column("p_value", sa.Float),
+    sa.Column("threshold", sa.Float),
+    sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Column("details", JSON),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("event_id", ID, primary_key=True),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("threshold", sa.Float),
+    sa.Column("window_s", sa.Float),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("resolved_at", sa.DateTime),
+    sa.Column("notifications", JSON),
+    sa.Column("hook_runs", JSON),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+#: Span columns whose values are JSON documents (lists or objects).
+SPAN_JSON_COLUMNS = ("context", "tags", "metadata")
+
+_ARROW_TYPES: dict[type[sa.types.TypeEngine], pa.DataType] = {
+    sa.String: pa.string(),
+    sa.Text: pa.string(),
+    sa.DateTime: pa.timestamp("us"),
+    sa.Float: pa.float64(),
+    sa.BigInteger: pa.int64(),
+    sa.Integer: pa.int64(),
+    sa.Boolean: pa.bool_(),
+}
+
+
+def _arrow_type(column: sa.Column) -> pa.DataType:
+    if column.name in SPAN_JSON_COLUMNS:
+        return pa.string()  # JSON travels as text; each engine parses it on insert
+    for sa_type, arrow_type in _ARROW_TYPES.items():
+        if isinstance(column.type, sa_type):
+            return arrow_type
+    raise TypeError(f"no Arrow type for column {column.name} ({column.type})")
+
+
+#: The Arrow schema of a batch of spans, column for column the ``spans`` table.
+SPAN_ARROW_SCHEMA = pa.schema(
+    [pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in spans.columns]
+)
+SPAN_COLUMNS = tuple(c.name for c in spans.columns)

@@ -1,0 +1,423 @@
+"""The Store: spans, evaluations and feedback in a DuckDB file or a PostgreSQL database.
+
+``open_store("duckdb:///llmvigil.duckdb")`` or ``open_store("postgresql+psycopg://...")``
+opens (and migrates) a store. Queries are SQLAlchemy Core and run on both
+engines; span batches go through each engine's bulk path (:mod:`.bulk`).
+
+One process owns a DuckDB file (ARCHITECTURE.md): inside it, threads share the
+store safely, each query running on its own cursor of one DuckDB connection.
+
+Example::
+
+    with open_store("duckdb:///llmvigil.duckdb") as store:
+        store.append_spans(rows)
+        store.spans(since=datetime(2026, 11, 24), app="support-bot", limit=10)
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from llmvigil.errors import IngestError, StoreError
+from llmvigil.storage import bulk, schema
+from llmvigil.storage.metrics import MetricRow, health_table
+from llmvigil.storage.migrations import migrate
+from llmvigil.storage.schema import SPAN_ARROW_SCHEMA
+
+_REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
+
+
+def utc_naive(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC without a zone (how the store keeps times); naive input is taken as UTC."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_now() -> datetime:
+    """The current UTC time, without a zone."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """A migrated database holding llmvigil's tables. Build with :func:`open_store`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._duck = None
+        self._write_lock = threading.Lock()
+        if url.startswith("duckdb"):
+            self.engine = self._open_duckdb(url)
+        elif url.startswith("postgresql"):
+            self.engine = self._open_postgres(url)
+        else:
+            raise StoreError(
+                f"store url {url!r} names no known backend; use duckdb:///path/file.duckdb "
+                "or postgresql+psycopg://user:password@host:5432/database"
+            )
+        self.backend = self.engine.dialect.name if self._duck is None else "duckdb"
+        try:
+            self.schema_version = migrate(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            self.close()
+            raise StoreError(f"could not prepare the store at {self.display_url}: {exc}") from exc
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden, for messages and logs."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def _open_duckdb(self, url: str) -> sa.Engine:
+        import duckdb
+        from duckdb_engine import ConnectionWrapper
+
+        database = sa.engine.make_url(url).database or ":memory:"
+        if database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._duck = duckdb.connect(database)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"{database} is held by another process ({exc}). One process owns a DuckDB "
+                    "file: stop it, or send spans to it (spool sink) instead of opening the file"
+                ) from None
+            raise StoreError(f"cannot open {database}: {exc}") from None
+        root = self._duck
+        # Every pooled SQLAlchemy connection is a cursor of the one DuckDB connection, so all
+        # threads see one database and none shares a cursor with another.
+        return sa.create_engine(
+            "duckdb://", creator=lambda: ConnectionWrapper(root.cursor()), pool_size=8
+        )
+
+    @staticmethod
+    def _open_postgres(url: str) -> sa.Engine:
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # bad URL or missing driver
+            raise StoreError(
+                f"cannot use {url!r}: {exc}; install the driver with "
+                '`pip install "llmvigil[postgres]"`'
+            ) from None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release every connection (and the DuckDB file lock)."""
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- spans ---------------------------------------------------------------------
+
+    def append_spans(self, spans: pa.Table | Sequence[Mapping[str, Any]]) -> int:
+        """Append a batch of spans; return how many were new.
+
+        ``spans`` is an Arrow table with the columns of
+        :data:`~llmvigil.storage.schema.SPAN_ARROW_SCHEMA` (``ingested_at`` may be
+        missing) or a list of dicts with those keys. Spans whose ``span_id`` is
+        already stored are skipped, so appending a batch twice is harmless. The
+        batch is checked whole before anything is written: on
+        :class:`IngestError` nothing was stored.
+        """
+        table = self._conform(spans)
+        if table.num_rows == 0:
+            return 0
+        try:
+            if self._duck is not None:
+                cursor = self._duck.cursor()
+                try:
+                    return bulk.append_duckdb(cursor, table)
+                finally:
+                    cursor.close()
+            with self.engine.begin() as conn:
+                return bulk.append_postgres(conn, table)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"could not append spans to {self.display_url}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("duckdb", "_duckdb", "psycopg")):
+                raise StoreError(f"could not append spans to {self.display_url}: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _conform(spans: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
+        now = pa.scalar(utc_now(), pa.timestamp("us"))
+        if isinstance(spans, pa.Table):
+            table = spans
+        else:
+            try:
+                table = pa.Table.from_pylist(list(spans))
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise IngestError(f"spans cannot be read as a table: {exc}") from None
+        if "ingested_at" in table.column_names:
+            table = table.drop_columns(["ingested_at"])
+        table = table.append_column(
+            "ingested_at", pa.array([now.as_py()] * table.num_rows, now.type)
+        )
+        unknown = set(table.column_names) - set(SPAN_ARROW_SCHEMA.names)
+        if unknown:
+            raise IngestError(
+                f"spans have unknown columns {sorted(unknown)}; "
+                f"known: {', '.join(SPAN_ARROW_SCHEMA.names)}"
+            )
+        missing = [c for c in _REQUIRED_SPAN_COLUMNS if c not in table.column_names]
+        if missing:
+            raise IngestError(f"spans lack required columns {missing}")
+        columns = []
+        for field in SPAN_ARROW_SCHEMA:
+            if field.name in table.column_names:
+                column = table.column(field.name)
+                try:
+                    column = column.cast(field.type)
+                except (pa.ArrowException, ValueError) as exc:
+                    raise IngestError(
+                        f"span column {field.name!r} cannot be read as {field.type}: {exc}"
+                    ) from None
+                if not field.nullable and column.null_count:
+                    raise IngestError(
+                        f"span column {field.name!r} is required but {column.null_count} "
+                        f"of {table.num_rows} spans have no value"
+                    )
+            else:
+                column = pa.nulls(table.num_rows, field.type)
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=SPAN_ARROW_SCHEMA)
+
+    def _span_filters(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        app: str | None,
+        model: str | None,
+        environment: str | None = None,
+    ) -> list[sa.ColumnElement[bool]]:
+        c = schema.spans.c
+        filters: list[sa.ColumnElement[bool]] = []
+        if since is not None:
+            filters.append(c.start_time >= utc_naive(since))
+        if until is not None:
+            filters.append(c.start_time < utc_naive(until))
+        if app is not None:
+            filters.append(c.app == app)
+        if model is not None:
+            filters.append(c.model == model)
+        if environment is not None:
+            filters.append(c.environment == environment)
+        return filters
+
+    def spans(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        app: str | None = None,
+        model: str | None = None,
+        environment: str | None = None,
+        trace_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = 1000,
+    ) -> list[dict[str, Any]]:
+        """Spans that started in ``[since, until)`` and match the filters, oldest first."""
+        filters = self._span_filters(since, until, app, model, environment)
+        if trace_id is not None:
+            filters.append(schema.spans.c.trace_id == trace_id)
+        if status is not None:
+            filters.append(schema.spans.c.status == status)
+        query = (
+            sa.select(schema.spans)
+            .where(*filters)
+            .order_by(schema.spans.c.start_time, schema.spans.c.span_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return self._fetch(query)
+
+    def count_spans(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        app: str | None = None,
+        model: str | None = None,
+    ) -> int:
+        """How many spans started in ``[since, until)`` and match the filters."""
+        query = sa.select(sa.func.count()).select_from(schema.spans)
+        query = query.where(*self._span_filters(since, until, app, model))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def spans_without_evaluation(
+        self, evaluator: str, version: str, limit: int = 256
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` spans, oldest first, with no score from ``evaluator`` at ``version``."""
+        s, e = schema.spans, schema.evaluations
+        scored = sa.exists().where(
+            e.c.span_id == s.c.span_id,
+            e.c.evaluator == evaluator,
+            e.c.evaluator_version == version,
+        )
+        query = (
+            sa.select(
+                s.c.span_id,
+                s.c.start_time,
+                s.c.input_text,
+                s.c.output_text,
+                s.c.context,
+                s.c.reference,
+            )
+            .where(~scored)
+            .order_by(s.c.start_time, s.c.span_id)
+            .limit(limit)
+        )
+        return self._fetch(query)
+
+    def metrics(
+        self,
+        grain: str = "1m",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        app: str | None = None,
+        model: str | None = None,
+        environment: str | None = None,
+    ) -> list[MetricRow]:
+        """The per-grain health table (see :mod:`llmvigil.storage.metrics`) for matching spans."""
+        filters = self._span_filters(since, until, app, model, environment)
+        try:
+            return health_table(self.engine, grain, filters)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
+
+    # -- evaluations and feedback ----------------------------------------------------
+
+    def write_evaluations(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store scores in one transaction; a score already stored for the same
+        (span_id, evaluator, evaluator_version) is left as it is. Returns rows inserted."""
+        now = utc_now()
+        values = [
+            {
+                "span_id": r["span_id"],
+                "evaluator": r["evaluator"],
+                "evaluator_version": str(r["evaluator_version"]),
+                "score": r.get("score"),
+                "label": r.get("label"),
+                "passed": r.get("passed"),
+                "method": r["method"],
+                "details": r.get("details") or {},
+                "evaluated_at": utc_naive(r.get("evaluated_at")) or now,
+            }
+            for r in rows
+        ]
+        if not values:
+            return 0
+        return self._insert_ignoring_duplicates(schema.evaluations, values)
+
+    def evaluations(
+        self, span_id: str | None = None, evaluator: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored scores, filtered by span and evaluator."""
+        e = schema.evaluations
+        query = sa.select(e).order_by(e.c.span_id, e.c.evaluator, e.c.evaluator_version)
+        if span_id is not None:
+            query = query.where(e.c.span_id == span_id)
+        if evaluator is not None:
+            query = query.where(e.c.evaluator == evaluator)
+        return self._fetch(query)
+
+    def add_feedback(
+        self,
+        *,
+        span_id: str | None = None,
+        trace_id: str | None = None,
+        name: str = "rating",
+        score: float | None = None,
+        label: str | None = None,
+        comment: str | None = None,
+        source: str = "human",
+        author: str | None = None,
+        feedback_id: str | None = None,
+    ) -> str:
+        """Record a rating of a span or a trace; return its id.
+
+        Giving the same ``feedback_id`` twice stores it once.
+        """
+        if span_id is None and trace_id is None:
+            raise StoreError("feedback needs a span_id or a trace_id to attach to")
+        if score is None and label is None and comment is None:
+            raise StoreError("feedback needs a score, a label or a comment")
+        feedback_id = feedback_id or uuid.uuid4().hex
+        self._insert_ignoring_duplicates(
+            schema.feedback,
+            [
+                {
+                    "feedback_id": feedback_id,
+                    "span_id": span_id,
+                    "trace_id": trace_id,
+                    "name": name,
+                    "score": score,
+                    "label": label,
+                    "comment": comment,
+                    "source": source,
+                    "author": author,
+                    "created_at": utc_now(),
+                }
+            ],
+        )
+        return feedback_id
+
+    def feedback(self, span_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored feedback, oldest first, optionally for one span."""
+        f = schema.feedback
+        query = sa.select(f).order_by(f.c.created_at)
+        if span_id is not None:
+            query = query.where(f.c.span_id == span_id)
+        return self._fetch(query)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _insert_ignoring_duplicates(self, table: sa.Table, values: list[dict[str, Any]]) -> int:
+        # duckdb-engine derives from the PostgreSQL dialect and DuckDB speaks ON CONFLICT, so
+        # one statement serves both engines.
+        statement = pg_insert(table).on_conflict_do_nothing()
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(statement, values)
+                return max(int(result.rowcount or 0), 0)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"could not write {table.name} to {self.display_url}: {exc}") from exc
+
+    def _fetch(self, query: sa.Select) -> list[dict[str, Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return [dict(row._mapping) for row in conn.execute(query)]
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"query failed on {self.display_url}: {exc}") from exc
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store at ``url``, or the one in ``llmvigil.toml`` / ``LLMVIGIL_STORE_URL``."""
+    if url is None:
+        from llmvigil.config import load_settings
+
+        url = load_settings().store.url
+    return Store(url)
