@@ -1,9 +1,18 @@
 """The collector: ``@observe``, ``span``, ``context``, ``attach`` and the buffer behind them."""
 
 from llmvigil.collector.runtime import configure, flush, shutdown, stats
-from llmvigil.collector.tracer import attach, context, observe, span, use_clock
+from llmvigil.collector.tracer import (
+    ActiveSpan,
+    attach,
+    context,
+    observe,
+    span,
+    start_span,
+    use_clock,
+)
 
 __all__ = [
+    "ActiveSpan",
     "attach",
     "configure",
     "context",
@@ -11,6 +20,7 @@ __all__ = [
     "observe",
     "shutdown",
     "span",
+    "start_span",
     "stats",
     "use_clock",
 ]

@@ -230,7 +230,7 @@ def model_of(result: Any) -> str | None:
 
 
 def bound_arguments(
-    func: Any, signature: inspect.Signature | None, args: tuple, kwargs: dict | None
+    signature: inspect.Signature | None, args: tuple, kwargs: dict | None
 ) -> dict[str, Any]:
     """Call arguments by parameter name, without ``self``/``cls``.
 

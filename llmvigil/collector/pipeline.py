@@ -80,14 +80,12 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
     capture_in = settings.capture_input if spec.capture_input is None else spec.capture_input
     capture_out = settings.capture_output if spec.capture_output is None else spec.capture_output
 
-    arguments: Mapping[str, Any] = {}
-    if spec.func is not None:
-        if spec.signature is None:
-            try:
-                spec.signature = inspect.signature(spec.func)
-            except (TypeError, ValueError):
-                spec.signature = False
-        arguments = extract.bound_arguments(spec.func, spec.signature or None, args, kwargs)
+    if spec.func is not None and spec.signature is None:
+        try:
+            spec.signature = inspect.signature(spec.func)
+        except (TypeError, ValueError):
+            spec.signature = False
+    arguments = extract.bound_arguments(spec.signature or None, args or (), kwargs)
 
     metadata: dict[str, Any] = {}
     for source in (spec.metadata, ctx.get("metadata"), extras.get("metadata")):
@@ -95,12 +93,7 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
             metadata.update(source)
     input_text = None
     if capture_in:
-        if "input" in extras:
-            prompt = extras["input"]
-        elif spec.func is None:
-            prompt = args[0] if args else None
-        else:
-            prompt = extract.prompt_from_arguments(arguments)
+        prompt = extras.get("input", extract.prompt_from_arguments(arguments))
         input_text = extract.to_text(prompt, limit)
         messages = arguments.get("messages")
         if isinstance(messages, Sequence) and not isinstance(messages, str) and len(messages) > 1:

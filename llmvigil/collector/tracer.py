@@ -16,6 +16,7 @@ call may see the mutated value recorded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -377,19 +378,112 @@ def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., A
     return wrapper
 
 
-class SpanHandle:
-    """The span opened by :func:`span`: set its input, output and extras while it runs."""
+class ActiveSpan:
+    """A span started by hand and finished later: for wrappers whose call outlives a function
+    (a stream handed back to the caller) and for :func:`span`.
 
-    __slots__ = ("_frame", "input", "output")
+    While active (``activate=True`` at start), spans opened in this context
+    become its children. :meth:`finish` records it exactly once.
 
-    def __init__(self, frame: list) -> None:
-        self._frame = frame
+    Example::
+
+        active = start_span("openai.chat", kind="llm", kwargs=request)
+        for chunk in stream:
+            active.item(chunk)
+        active.finish()
+    """
+
+    __slots__ = (
+        "_done",
+        "_frame",
+        "_parent",
+        "_spec",
+        "_t0",
+        "_token",
+        "args",
+        "context_values",
+        "input",
+        "items",
+        "kwargs",
+        "output",
+        "ttft",
+    )
+
+    def __init__(self, spec: Spec, args: tuple, kwargs: dict | None, activate: bool) -> None:
+        self._spec = spec
+        self._parent = _current.get()
+        n = _next_id()
+        self._frame = [n, n if self._parent is None else self._parent[F_TRACE], None]
+        self.args = args
+        self.kwargs = kwargs
+        self.context_values = _context_values.get()
+        self.items: list[Any] | None = None
+        self.ttft: int | None = None
         self.input: Any = None
         self.output: Any = None
+        self._done = False
+        self._token = _current.set(self._frame) if activate else None
+        self._t0 = _clock()
 
     def attach(self, **values: Any) -> None:
         """Same as :func:`attach`, for this span."""
         _attach_to(self._frame, values)
+
+    def deactivate(self) -> None:
+        """Stop being the current span of this context (call in the context that started it)."""
+        if self._token is not None:
+            token, self._token = self._token, None
+            # Reset from another context has nothing of ours to undo there.
+            with contextlib.suppress(ValueError):
+                _current.reset(token)
+
+    def item(self, value: Any) -> None:
+        """Record one streamed item; the first one fixes the time to first token."""
+        if self.items is None:
+            self.items = []
+            self.ttft = _clock()
+        self.items.append(value)
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        """End the span and queue it; later calls do nothing. Never raises."""
+        if self._done:
+            return
+        self._done = True
+        t1 = _clock()
+        self.deactivate()
+        if self.output is not None:
+            self.attach(output=self.output)
+        if self.input is not None:
+            self.attach(input=self.input)
+        buffer.push(
+            (self._spec, self._frame[F_N], self._parent, self._frame, self._t0, t1, self.ttft,
+             self.args, self.kwargs, result, error, self.context_values, self.items)
+        )  # fmt: skip
+
+
+def start_span(
+    name: str,
+    *,
+    kind: Kind = "llm",
+    args: tuple = (),
+    kwargs: Mapping[str, Any] | None = None,
+    activate: bool = True,
+    app: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    func: Callable[..., Any] | None = None,
+) -> ActiveSpan:
+    """Start a span now and return it; call :meth:`ActiveSpan.finish` to record it.
+
+    ``args``/``kwargs`` are the call's arguments (the prompt is read from them
+    as for ``@observe``; give ``func`` so they bind to its parameter names).
+    """
+    spec = Spec(
+        name, kind, app, model, prompt_version, tags, metadata, None, None, None, None, func
+    )
+    return ActiveSpan(spec, args, dict(kwargs) if kwargs else None, activate)
 
 
 @contextmanager
@@ -403,40 +497,34 @@ def span(
     prompt_version: str | None = None,
     tags: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Iterator[SpanHandle]:
+) -> Iterator[ActiveSpan]:
     """Record a block of code that is not a function as a span.
 
     Spans opened inside (by ``@observe`` or another ``span``) become its
-    children. An exception is recorded and propagates unchanged.
+    children. Set ``.output`` (and ``.input``) on the yielded span, or call its
+    ``attach``. An exception is recorded and propagates unchanged.
 
     Example::
 
         with llmvigil.span("retrieve", kind="retrieval", input=query) as s:
             s.output = search(query)
     """
-    spec = Spec(
-        name, kind, app, model, prompt_version, tags, metadata, None, None, None, None, None
+    active = start_span(
+        name,
+        kind=kind,
+        app=app,
+        model=model,
+        prompt_version=prompt_version,
+        tags=tags,
+        metadata=metadata,
     )
-    parent = _current.get()
-    n = _next_id()
-    frame = [n, n if parent is None else parent[1], None]
-    handle = SpanHandle(frame)
-    handle.input = input
-    error: BaseException | None = None
-    token = _current.set(frame)
-    t0 = _clock()
+    active.input = input
     try:
-        yield handle
+        yield active
     except BaseException as exc:
-        error = exc
+        active.finish(error=exc)
         raise
-    finally:
-        t1 = _clock()
-        _current.reset(token)
-        buffer.push(
-            (spec, n, parent, frame, t0, t1, None, (handle.input,), None, handle.output, error,
-             _context_values.get(), None)
-        )  # fmt: skip
+    active.finish()
 
 
 @contextmanager
@@ -533,9 +621,3 @@ def _attach_to(frame: list, values: Mapping[str, Any]) -> None:
             extras["tags"] = (*extras.get("tags", ()), *value)
         else:
             extras[key] = value
-
-
-def current_span_ids() -> tuple[int, int] | None:
-    """(span number, trace number) of the running span, or None; for integrations."""
-    frame = _current.get()
-    return None if frame is None else (frame[F_N], frame[F_TRACE])
