@@ -21,6 +21,7 @@ from typing import Any
 log = logging.getLogger("llmvigil.collector")
 
 Processor = Callable[[list[tuple]], None]
+Hook = Callable[[], None]
 
 
 class Buffer:
@@ -29,12 +30,14 @@ class Buffer:
     def __init__(
         self,
         processor: Processor,
+        after_drain: Hook | None = None,
         capacity: int = 100_000,
         batch_size: int = 2_000,
         interval_s: float = 1.0,
         max_block_ms: float = 0.0,
     ) -> None:
         self.processor = processor
+        self.after_drain = after_drain
         self.capacity = capacity
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -112,7 +115,10 @@ class Buffer:
                 return
 
     def drain(self) -> None:
-        """Process everything queued now, in batches (on the flush thread, or at shutdown)."""
+        """Process everything queued now, in batches, then call ``after_drain``.
+
+        Runs on the flush thread, or on the caller's thread when no flush thread runs.
+        """
         queue = self._queue
         while queue:
             batch: list[tuple] = []
@@ -129,6 +135,11 @@ class Buffer:
             except Exception:  # a bug in a processor must not kill the thread
                 log.exception("llmvigil: a batch of %d spans could not be processed", len(batch))
             self._processed += len(batch)
+        if self.after_drain is not None:
+            try:
+                self.after_drain()
+            except Exception:
+                log.exception("llmvigil: retrying buffered batches failed")
         if self._dropped > self._dropped_logged:
             log.warning(
                 "llmvigil: the span queue was full; %d spans dropped so far (queue_size=%d). "

@@ -166,11 +166,14 @@ def stream_text(items: Sequence[Any]) -> str | None:
             continue
         choices = _get(item, "choices")
         if isinstance(choices, Sequence) and not isinstance(choices, str):
-            for choice in choices[:1]:
+            for choice in choices:
+                if _get(choice, "index") not in (None, 0):
+                    continue  # with n > 1 the other answers' chunks interleave with the first's
                 delta = _get(choice, "delta")
                 text = _get(delta, "content") if delta is not None else _get(choice, "text")
                 if isinstance(text, str):
                     pieces.append(text)
+                break
             continue
         delta = _get(item, "delta")  # Responses API text delta events
         if isinstance(delta, str):

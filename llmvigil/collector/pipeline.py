@@ -93,7 +93,15 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
             metadata.update(source)
     input_text = None
     if capture_in:
-        prompt = extras.get("input", extract.prompt_from_arguments(arguments))
+        if "input" in extras:
+            prompt = extras["input"]
+        else:  # the passages and the reference are stored in their own columns
+            asked = {
+                k: v
+                for k, v in arguments.items()
+                if k != spec.context_arg and k != spec.reference_arg
+            }
+            prompt = extract.prompt_from_arguments(asked)
         input_text = extract.to_text(prompt, limit)
         messages = arguments.get("messages")
         if isinstance(messages, Sequence) and not isinstance(messages, str) and len(messages) > 1:

@@ -40,11 +40,21 @@ _state = _State()
 _lock = threading.RLock()
 
 
+# Sink I/O happens only on the flush thread (or at shutdown, once it has stopped), so a hung
+# store can hold up only that thread: never a caller, never stats().
+
+
 def _process(records: list[tuple]) -> None:
     with _lock:
         state = _ensure_configured()
         state.pending.append(state.pipeline(records))
         _write_pending(state)
+
+
+def _retry_pending() -> None:
+    with _lock:
+        if _state.pending and _state.sink is not None:
+            _write_pending(_state)
 
 
 def _write_pending(state: _State) -> None:
@@ -69,7 +79,7 @@ def _write_pending(state: _State) -> None:
 
 
 def _pending_rows(state: _State) -> int:
-    return sum(t.num_rows for t in state.pending)
+    return sum(t.num_rows for t in list(state.pending))
 
 
 def _bound_pending(state: _State) -> None:
@@ -120,8 +130,6 @@ def _install(settings: Settings, sink: Any) -> None:
         BUFFER.batch_size = c.batch_size
         BUFFER.interval_s = c.flush_interval_s
         BUFFER.max_block_ms = c.max_block_ms
-        if _state.pending:
-            _write_pending(_state)
     if old_sink is not None and old_sink is not sink:
         old_sink.close()
 
@@ -153,19 +161,13 @@ def configure(settings: Settings | None = None, *, store: Any = None, **collecto
 
 def flush(timeout: float = 10.0) -> bool:
     """Write every span recorded so far; True if all of it reached the sink within ``timeout``."""
-    done = BUFFER.flush(timeout)
-    with _lock:
-        if _state.pending:
-            _write_pending(_state)
-        return done and not _state.pending
+    return BUFFER.flush(timeout) and not _state.pending
 
 
 def shutdown(timeout: float = 10.0) -> bool:
     """Flush, stop the flush thread and release the sink; the next span starts afresh."""
     done = BUFFER.stop(timeout)
     with _lock:
-        if _state.pending and _state.sink is not None:
-            _write_pending(_state)
         done = done and not _state.pending
         if _state.sink is not None:
             _state.sink.close()
@@ -181,17 +183,17 @@ def stats() -> dict[str, Any]:
 
         llmvigil.stats()["dropped"]   # spans lost to a full queue since the process started
     """
-    with _lock:
-        return {
-            **BUFFER.stats(),
-            "pending": _pending_rows(_state),
-            "write_failures": _state.write_failures,
-            "last_error": _state.last_error,
-            "sink": repr(_state.sink) if _state.sink is not None else None,
-        }
+    sink = _state.sink
+    return {
+        **BUFFER.stats(),
+        "pending": _pending_rows(_state),
+        "write_failures": _state.write_failures,
+        "last_error": _state.last_error,
+        "sink": repr(sink) if sink is not None else None,
+    }
 
 
-BUFFER = Buffer(_process)
+BUFFER = Buffer(_process, _retry_pending)
 
 
 @atexit.register

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,9 +32,18 @@ from llmvigil.errors import IngestError, StoreError
 from llmvigil.storage import bulk, schema
 from llmvigil.storage.metrics import MetricRow, health_table
 from llmvigil.storage.migrations import migrate
-from llmvigil.storage.schema import SPAN_ARROW_SCHEMA
+from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
+
+
+def _encode_json_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    encoded = dict(row)
+    for key in SPAN_JSON_COLUMNS:
+        value = encoded.get(key)
+        if value is not None and not isinstance(value, str):
+            encoded[key] = json.dumps(value, default=str)
+    return encoded
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:
@@ -166,7 +176,7 @@ class Store:
             table = spans
         else:
             try:
-                table = pa.Table.from_pylist(list(spans))
+                table = pa.Table.from_pylist([_encode_json_columns(r) for r in spans])
             except (pa.ArrowException, TypeError, ValueError) as exc:
                 raise IngestError(f"spans cannot be read as a table: {exc}") from None
         if "ingested_at" in table.column_names:
@@ -398,11 +408,12 @@ class Store:
     def _insert_ignoring_duplicates(self, table: sa.Table, values: list[dict[str, Any]]) -> int:
         # duckdb-engine derives from the PostgreSQL dialect and DuckDB speaks ON CONFLICT, so
         # one statement serves both engines.
-        statement = pg_insert(table).on_conflict_do_nothing()
+        # RETURNING counts the rows really inserted; executemany's rowcount is not reliable.
+        key = next(iter(table.primary_key.columns))
+        statement = pg_insert(table).on_conflict_do_nothing().returning(key)
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(statement, values)
-                return max(int(result.rowcount or 0), 0)
+                return len(conn.execute(statement, values).all())
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"could not write {table.name} to {self.display_url}: {exc}") from exc
 
