@@ -205,7 +205,12 @@ def fallback_row(record: tuple, problem: Exception) -> Row:
 
 
 def count_tokens(row: Row, pipeline: Pipeline) -> None:
-    """Estimate tokens when the response reported none, and mark them estimated."""
+    """Estimate tokens when a successful response reported none, and mark them estimated.
+
+    A failed call reported nothing and was not billed: its tokens stay unknown.
+    """
+    if row["status"] == "error":
+        return
     if row.get("prompt_tokens") is None and row.get("completion_tokens") is None:
         row["prompt_tokens"] = estimate_tokens(row.get("input_text"))
         row["completion_tokens"] = estimate_tokens(row.get("output_text"))
@@ -214,39 +219,60 @@ def count_tokens(row: Row, pipeline: Pipeline) -> None:
 
 
 def price(row: Row, pipeline: Pipeline) -> None:
-    """Cost in USD from the model's price, when the model is known."""
+    """Cost in USD from the model's price, when the model and the tokens are known."""
+    if row.get("prompt_tokens") is None and row.get("completion_tokens") is None:
+        return
     row["cost_usd"] = pipeline.prices.cost(
         row.get("model"), row.get("prompt_tokens"), row.get("completion_tokens")
     )
 
 
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with ``change`` applied to every string inside its dicts and lists."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, change) for v in value]
+    return value
+
+
 def redact(row: Row, pipeline: Pipeline) -> None:
-    """Replace PII in every stored text."""
-    if pipeline.redactor is None:
+    """Replace PII in every stored text, the captured conversation included."""
+    redactor = pipeline.redactor
+    if redactor is None:
         return
     for field in TEXT_FIELDS:
         if row.get(field):
-            row[field] = pipeline.redactor(row[field])
+            row[field] = redactor(row[field])
     if row.get("context"):
-        row["context"] = [pipeline.redactor(p) for p in row["context"]]
+        row["context"] = [redactor(p) for p in row["context"]]
+    if "messages" in row["metadata"]:
+        row["metadata"]["messages"] = _map_strings(row["metadata"]["messages"], redactor)
 
 
 def truncate(row: Row, pipeline: Pipeline) -> None:
     """Cut texts longer than ``max_text_bytes`` (UTF-8 safe) and flag the row."""
     cap = pipeline.settings.max_text_bytes
+
+    def cut(text: str) -> str:
+        # Only a text of more than cap/4 characters can exceed cap bytes.
+        if len(text) * 4 <= cap:
+            return text
+        raw = text.encode("utf-8")
+        if len(raw) <= cap:
+            return text
+        row["truncated"] = True
+        return raw[:cap].decode("utf-8", "ignore")
+
     for field in TEXT_FIELDS:
-        text = row.get(field)
-        if text and len(text) * 4 > cap:  # only then can it exceed the cap in bytes
-            raw = text.encode("utf-8")
-            if len(raw) > cap:
-                row[field] = raw[:cap].decode("utf-8", "ignore")
-                row["truncated"] = True
-    passages = row.get("context")
-    if passages:
-        for i, text in enumerate(passages):
-            if len(text) * 4 > cap and len(text.encode("utf-8")) > cap:
-                passages[i] = text.encode("utf-8")[:cap].decode("utf-8", "ignore")
-                row["truncated"] = True
+        if row.get(field):
+            row[field] = cut(row[field])
+    if row.get("context"):
+        row["context"] = [cut(p) for p in row["context"]]
+    if "messages" in row["metadata"]:
+        row["metadata"]["messages"] = _map_strings(row["metadata"]["messages"], cut)
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (count_tokens, price, redact, truncate)

@@ -10,6 +10,7 @@ explicitly, does raise :class:`~llmvigil.errors.ConfigError`.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see below
 import contextlib
 import logging
 import threading
@@ -23,6 +24,11 @@ from llmvigil.config import CollectorSettings, Settings, load_settings
 from llmvigil.errors import ConfigError
 
 log = logging.getLogger("llmvigil.collector")
+
+# The exit flush may be the first Arrow conversion of the process, and pyarrow then imports
+# pandas, which imports concurrent.futures.thread, whose import registers a threading exit
+# hook: refused once the interpreter is shutting down, which would lose the buffered spans.
+# Importing it now (a small stdlib module) makes that registration happen in time.
 
 
 class _State:

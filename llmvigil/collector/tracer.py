@@ -473,6 +473,8 @@ def start_span(
     prompt_version: str | None = None,
     tags: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    capture_input: bool | None = None,
+    capture_output: bool | None = None,
     func: Callable[..., Any] | None = None,
 ) -> ActiveSpan:
     """Start a span now and return it; call :meth:`ActiveSpan.finish` to record it.
@@ -481,7 +483,18 @@ def start_span(
     as for ``@observe``; give ``func`` so they bind to its parameter names).
     """
     spec = Spec(
-        name, kind, app, model, prompt_version, tags, metadata, None, None, None, None, func
+        name,
+        kind,
+        app,
+        model,
+        prompt_version,
+        tags,
+        metadata,
+        capture_input,
+        capture_output,
+        None,
+        None,
+        func,
     )
     return ActiveSpan(spec, args, dict(kwargs) if kwargs else None, activate)
 

@@ -97,6 +97,44 @@ def test_configured_prices_override_the_database(duckdb_url, tmp_path) -> None:
         store.close()
 
 
+def test_failed_calls_get_no_invented_tokens_or_cost(collect: Store) -> None:
+    @llmvigil.observe(model="gpt-4o")
+    def ask(q: str) -> str:
+        raise TimeoutError("upstream timed out")
+
+    with pytest.raises(TimeoutError):
+        ask("a question that was never answered")
+    row = only_row(collect)
+    assert row["prompt_tokens"] is None and row["cost_usd"] is None
+    assert row["tokens_estimated"] is False
+
+
+def test_the_captured_conversation_is_redacted_and_capped_too(duckdb_url) -> None:
+    store = Store(duckdb_url)
+    llmvigil.configure(store=store, max_text_bytes=256)
+    try:
+
+        @llmvigil.observe
+        def chat(messages: list) -> str:
+            return "ok"
+
+        chat(
+            [
+                {"role": "system", "content": "x" * 5_000},
+                {"role": "user", "content": [{"type": "text", "text": "I am jo@example.com"}]},
+                {"role": "user", "content": "call 555-867-5309"},
+            ]
+        )
+        row = only_row(store)
+        messages = row["metadata"]["messages"]
+        assert len(messages[0]["content"]) == 256 and row["truncated"] is True
+        assert messages[1]["content"][0]["text"] == "I am [EMAIL]"
+        assert row["input_text"] == "call [PHONE]"
+    finally:
+        llmvigil.shutdown()
+        store.close()
+
+
 def test_pii_is_redacted_by_default(collect: Store) -> None:
     @llmvigil.observe(context_arg="docs")
     def ask(q: str, docs: list) -> str:
