@@ -96,7 +96,8 @@ def to_text(value: Any, limit: int = 1_000_000) -> str | None:
         return f"<unserialisable {type(value).__name__}>"
 
 
-def _get(obj: Any, key: str) -> Any:
+def get_field(obj: Any, key: str) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` for objects, None when absent."""
     if isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)
@@ -107,9 +108,9 @@ def messages_to_prompt(messages: Any) -> str | None:
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes) or not messages:
         return None
     for message in reversed(messages):
-        if _get(message, "role") == "user":
-            return content_text(_get(message, "content"))
-    return content_text(_get(messages[-1], "content"))
+        if get_field(message, "role") == "user":
+            return content_text(get_field(message, "content"))
+    return content_text(get_field(messages[-1], "content"))
 
 
 def content_text(content: Any) -> str | None:
@@ -117,7 +118,7 @@ def content_text(content: Any) -> str | None:
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        parts = [_get(p, "text") for p in content]
+        parts = [get_field(p, "text") for p in content]
         texts = [p for p in parts if isinstance(p, str)]
         if texts:
             return "\n".join(texts)
@@ -128,27 +129,27 @@ def output_text(result: Any) -> str | None:
     """The text of a model's answer: chat completion, Responses API object, dict, str, or JSON."""
     if result is None or isinstance(result, str):
         return result
-    choices = _get(result, "choices")
+    choices = get_field(result, "choices")
     if isinstance(choices, Sequence) and choices and not isinstance(choices, str):
-        message = _get(choices[0], "message")
+        message = get_field(choices[0], "message")
         if message is not None:
-            text = content_text(_get(message, "content"))
-            if text is None and _get(message, "tool_calls"):
-                return to_json(_get(message, "tool_calls"))
+            text = content_text(get_field(message, "content"))
+            if text is None and get_field(message, "tool_calls"):
+                return to_json(get_field(message, "tool_calls"))
             return text
-        text = _get(choices[0], "text")  # legacy completions
+        text = get_field(choices[0], "text")  # legacy completions
         if isinstance(text, str):
             return text
-    text = _get(result, "output_text")  # Responses API convenience property
+    text = get_field(result, "output_text")  # Responses API convenience property
     if isinstance(text, str):
         return text
-    output = _get(result, "output")
+    output = get_field(result, "output")
     if isinstance(output, Sequence) and not isinstance(output, str):
         pieces = []
         for item in output:
-            for part in _get(item, "content") or ():
-                if isinstance(_get(part, "text"), str):
-                    pieces.append(_get(part, "text"))
+            for part in get_field(item, "content") or ():
+                if isinstance(get_field(part, "text"), str):
+                    pieces.append(get_field(part, "text"))
         if pieces:
             return "".join(pieces)
     return to_text(result)
@@ -164,18 +165,20 @@ def stream_text(items: Sequence[Any]) -> str | None:
         if isinstance(item, bytes):
             pieces.append(item.decode("utf-8", "replace"))
             continue
-        choices = _get(item, "choices")
+        choices = get_field(item, "choices")
         if isinstance(choices, Sequence) and not isinstance(choices, str):
             for choice in choices:
-                if _get(choice, "index") not in (None, 0):
+                if get_field(choice, "index") not in (None, 0):
                     continue  # with n > 1 the other answers' chunks interleave with the first's
-                delta = _get(choice, "delta")
-                text = _get(delta, "content") if delta is not None else _get(choice, "text")
+                delta = get_field(choice, "delta")
+                text = (
+                    get_field(delta, "content") if delta is not None else get_field(choice, "text")
+                )
                 if isinstance(text, str):
                     pieces.append(text)
                 break
             continue
-        delta = _get(item, "delta")  # Responses API text delta events
+        delta = get_field(item, "delta")  # Responses API text delta events
         if isinstance(delta, str):
             pieces.append(delta)
             continue
@@ -185,17 +188,17 @@ def stream_text(items: Sequence[Any]) -> str | None:
 
 def usage_of(result: Any) -> tuple[int | None, int | None, int | None]:
     """(prompt, completion, total) tokens from an OpenAI-style ``usage``, else Nones."""
-    usage = _get(result, "usage") if result is not None else None
+    usage = get_field(result, "usage") if result is not None else None
     if usage is None and isinstance(result, Mapping) and "prompt_tokens" in result:
         usage = result
     if usage is None:
         return None, None, None
-    prompt = _get(usage, "prompt_tokens")
-    completion = _get(usage, "completion_tokens")
+    prompt = get_field(usage, "prompt_tokens")
+    completion = get_field(usage, "completion_tokens")
     if prompt is None and completion is None:  # Responses API and Anthropic shapes
-        prompt = _get(usage, "input_tokens")
-        completion = _get(usage, "output_tokens")
-    total = _get(usage, "total_tokens")
+        prompt = get_field(usage, "input_tokens")
+        completion = get_field(usage, "output_tokens")
+    total = get_field(usage, "total_tokens")
     prompt, completion, total = (_as_int(v) for v in (prompt, completion, total))
     if total is None and prompt is not None and completion is not None:
         total = prompt + completion
@@ -208,7 +211,7 @@ def stream_usage(items: Sequence[Any]) -> tuple[int | None, int | None, int | No
         usage = usage_of(item)
         if usage != (None, None, None):
             return usage
-        response = _get(item, "response")  # Responses API completed event
+        response = get_field(item, "response")  # Responses API completed event
         if response is not None:
             usage = usage_of(response)
             if usage != (None, None, None):
@@ -226,7 +229,7 @@ def _as_int(value: Any) -> int | None:
 def model_of(result: Any) -> str | None:
     """The ``model`` a response says produced it, if any."""
     try:
-        model = _get(result, "model") if result is not None else None
+        model = get_field(result, "model") if result is not None else None
     except Exception:
         return None
     return model if isinstance(model, str) else None

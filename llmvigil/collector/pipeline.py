@@ -92,6 +92,7 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
         if source:
             metadata.update(source)
     input_text = None
+    bytes_in = 0
     if capture_in:
         if "input" in extras:
             prompt = extras["input"]
@@ -106,6 +107,11 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
         messages = arguments.get("messages")
         if isinstance(messages, Sequence) and not isinstance(messages, str) and len(messages) > 1:
             metadata["messages"] = messages
+            # The model read the whole conversation, not just the last question.
+            bytes_in = sum(
+                _utf8_size(extract.content_text(extract.get_field(m, "content"))) for m in messages
+            )
+        bytes_in = bytes_in or _utf8_size(input_text)
     output_text = None
     if capture_out:
         if "output" in extras:
@@ -161,7 +167,7 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
         "total_tokens": usage[2],
         "tokens_estimated": False,
         "cost_usd": None,
-        "bytes_in": _utf8_size(input_text),
+        "bytes_in": bytes_in,
         "bytes_out": _utf8_size(output_text),
         "tags": [str(t) for t in (*spec.tags, *ctx.get("tags", ()), *extras.get("tags", ()))],
         "metadata": metadata,
@@ -205,11 +211,13 @@ def fallback_row(record: tuple, problem: Exception) -> Row:
 
 
 def count_tokens(row: Row, pipeline: Pipeline) -> None:
-    """Estimate tokens when a successful response reported none, and mark them estimated.
+    """Estimate tokens of a model call whose successful response reported none; mark them.
 
-    A failed call reported nothing and was not billed: its tokens stay unknown.
+    A failed call reported nothing and was not billed, and a chain, tool or
+    retrieval span holds no tokens of its own (its model calls are its
+    children): their tokens stay unknown, so totals do not count twice.
     """
-    if row["status"] == "error":
+    if row["status"] == "error" or row["kind"] != "llm":
         return
     if row.get("prompt_tokens") is None and row.get("completion_tokens") is None:
         row["prompt_tokens"] = estimate_tokens(row.get("input_text"))

@@ -63,6 +63,7 @@ from openai import AsyncStream, Stream
 from openai.resources.chat import AsyncCompletions, Completions
 
 from llmvigil.collector import tracer
+from llmvigil.collector.extract import get_field
 
 __all__ = [
     "DEFAULT_NAME",
@@ -402,31 +403,27 @@ def _tool_name(tool: Any) -> Any:
     return tool.get("name") or tool.get("type")
 
 
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
-
-
 def _facts(response: Any, chunks: Sequence[Any] | None, request_model: str | None) -> dict:
     """``attach`` arguments from a response or stream: the model, finish reason, response id."""
     meta: dict[str, Any] = {}
     model = None
     if chunks:
         for chunk in chunks[:8]:  # Azure may send a filter-results chunk with no model first
-            model = _get(chunk, "model") or None
+            model = get_field(chunk, "model") or None
             if model:
                 break
-        response_id = _get(chunks[0], "id")
+        response_id = get_field(chunks[0], "id")
         for chunk in reversed(chunks[-4:]):
-            choices = _get(chunk, "choices")
-            if choices and _get(choices[0], "finish_reason"):
-                meta["finish_reason"] = _get(choices[0], "finish_reason")
+            choices = get_field(chunk, "choices")
+            if choices and get_field(choices[0], "finish_reason"):
+                meta["finish_reason"] = get_field(choices[0], "finish_reason")
                 break
     else:
-        model = _get(response, "model") if response is not None else None
-        response_id = _get(response, "id") if response is not None else None
-        choices = _get(response, "choices") if response is not None else None
-        if choices and _get(choices[0], "finish_reason"):
-            meta["finish_reason"] = _get(choices[0], "finish_reason")
+        model = get_field(response, "model") if response is not None else None
+        response_id = get_field(response, "id") if response is not None else None
+        choices = get_field(response, "choices") if response is not None else None
+        if choices and get_field(choices[0], "finish_reason"):
+            meta["finish_reason"] = get_field(choices[0], "finish_reason")
     if not isinstance(model, str) or not model:
         model = request_model
     elif request_model and model != request_model:
@@ -444,25 +441,25 @@ def _streamed_tool_calls(chunks: Sequence[Any]) -> list[dict[str, Any]] | None:
     answered text (the pipeline joins that) or called no tool."""
     calls: dict[int, dict[str, Any]] = {}
     for chunk in chunks:
-        for choice in _get(chunk, "choices") or ():
-            if _get(choice, "index") not in (None, 0):
+        for choice in get_field(chunk, "choices") or ():
+            if get_field(choice, "index") not in (None, 0):
                 continue
-            delta = _get(choice, "delta")
-            if _get(delta, "content"):
+            delta = get_field(choice, "delta")
+            if get_field(delta, "content"):
                 return None
-            for part in _get(delta, "tool_calls") or ():
-                index = _get(part, "index")
+            for part in get_field(delta, "tool_calls") or ():
+                index = get_field(part, "index")
                 call = calls.setdefault(
                     index if isinstance(index, int) else len(calls),
                     {"id": None, "function": {"arguments": "", "name": ""}, "type": "function"},
                 )
-                if isinstance(_get(part, "id"), str):
-                    call["id"] = _get(part, "id")
-                if isinstance(_get(part, "type"), str):
-                    call["type"] = _get(part, "type")
-                function = _get(part, "function")
+                if isinstance(get_field(part, "id"), str):
+                    call["id"] = get_field(part, "id")
+                if isinstance(get_field(part, "type"), str):
+                    call["type"] = get_field(part, "type")
+                function = get_field(part, "function")
                 for key in ("arguments", "name"):
-                    piece = _get(function, key) if function is not None else None
+                    piece = get_field(function, key) if function is not None else None
                     if isinstance(piece, str):
                         call["function"][key] += piece
             break

@@ -220,6 +220,7 @@ class Store:
         app: str | None,
         model: str | None,
         environment: str | None = None,
+        kind: str | None = None,
     ) -> list[sa.ColumnElement[bool]]:
         c = schema.spans.c
         filters: list[sa.ColumnElement[bool]] = []
@@ -233,6 +234,8 @@ class Store:
             filters.append(c.model == model)
         if environment is not None:
             filters.append(c.environment == environment)
+        if kind is not None:
+            filters.append(c.kind == kind)
         return filters
 
     def spans(
@@ -310,9 +313,15 @@ class Store:
         app: str | None = None,
         model: str | None = None,
         environment: str | None = None,
+        kind: str | None = "llm",
     ) -> list[MetricRow]:
-        """The per-grain health table (see :mod:`llmvigil.storage.metrics`) for matching spans."""
-        filters = self._span_filters(since, until, app, model, environment)
+        """The per-grain health table (see :mod:`llmvigil.storage.metrics`) for matching spans.
+
+        Only model calls (``kind="llm"``) count by default, as in a cloud monitor; their
+        chain, tool and retrieval parents would count each request twice. ``kind=None``
+        counts every span.
+        """
+        filters = self._span_filters(since, until, app, model, environment, kind)
         try:
             return health_table(self.engine, grain, filters)
         except sa.exc.SQLAlchemyError as exc:

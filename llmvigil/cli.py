@@ -1,0 +1,207 @@
+"""The ``llmvigil`` command line: it composes the parts and is the only place that prints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
+from llmvigil.errors import LlmvigilError
+from llmvigil.storage import MetricRow, Store
+from llmvigil.storage.metrics import COLUMNS, parse_moment
+
+# Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _store(args: argparse.Namespace, settings: Settings) -> Store:
+    return Store(getattr(args, "store", None) or settings.store.url)
+
+
+# -- init ---------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        errors.print(f"{path} already exists; use --force to overwrite it")
+        return 1
+    path.write_text(STARTER_TOML, encoding="utf-8")
+    console.print(f"wrote {path}: every key is optional and shown with its default")
+    return 0
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from llmvigil.collector.spool import ingest_spool
+
+    settings = _settings(args)
+    folder = Path(args.spool or settings.collector.spool_dir)
+    with _store(args, settings) as store:
+        report = ingest_spool(store, folder)
+    console.print(
+        f"ingested {report.segments} segments from {folder}: {report.rows} spans, "
+        f"{report.inserted} new, {report.duplicates} already stored"
+    )
+    for bad in report.bad:
+        errors.print(f"[red]set aside unreadable segment[/red] {bad}")
+    return 1 if report.bad else 0
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, float):
+        return f"{value:.5g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return str(value)
+
+
+def print_metrics(rows: Sequence[MetricRow], fmt: str, title: str | None = None) -> None:
+    """Print the health table as a rich table, CSV or JSON on standard output."""
+    if fmt == "json":
+        payload = [{k: _cell(v) if k == "TimeGenerated" else v for k, v in r.as_dict().items()}
+                   for r in rows]  # fmt: skip
+        sys.stdout.write(json.dumps(payload, indent=1) + "\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow([_cell(v) for v in r.as_dict().values()])
+        return
+    table = Table(title=title, show_lines=False)
+    for column in COLUMNS:
+        table.add_column(
+            column, justify="left" if column in ("MetricName", "UnitName") else "right"
+        )
+    for r in rows:
+        table.add_row(*(_cell(v) for v in r.as_dict().values()))
+    console.print(table)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    since = parse_moment(args.since) if args.since else None
+    until = parse_moment(args.until) if args.until else None
+    with _store(args, settings) as store:
+        kind = None if args.kind == "all" else args.kind
+        rows = store.metrics(args.grain, since, until, app=args.app, model=args.model, kind=kind)
+    if not rows and args.format == "table":
+        errors.print("no spans in that window; widen --since or check --app/--model")
+    print_metrics(rows, args.format)
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from llmvigil.demo import run_demo
+
+    settings = _settings(args)
+    spool = Path(settings.collector.spool_dir) / "demo"
+    with _store(args, settings) as store:
+        console.print(f"[bold]llmvigil demo[/bold]: {args.spans} simulated support requests "
+                      f"over the last hour, through @observe and the spool, into "
+                      f"{store.display_url}")  # fmt: skip
+        result = run_demo(store, spool, calls=args.spans, seed=args.seed)
+        console.print(
+            f"recorded {result.report.rows} spans ({result.report.inserted} new) from "
+            f"{result.calls} requests; an incident (slow answers, errors) fills the last 12 "
+            "minutes"
+        )
+        since = datetime.fromtimestamp(result.started, UTC).replace(tzinfo=None)
+        rows = store.metrics("10m", since=since, app="support-assistant")
+    print_metrics(rows, "table", title="Health per 10 minutes (llmvigil metrics --grain 10m)")
+    console.print(
+        "next: [bold]llmvigil metrics --grain 1m --since 1h[/bold] for the per-minute table"
+    )
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmvigil", description="Watch LLM applications in production."
+    )
+    parser.add_argument("--config", help=f"settings file (default: ./{CONFIG_FILE})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="write a commented starter llmvigil.toml")
+    init.add_argument("--path", default=CONFIG_FILE)
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(run=cmd_init)
+
+    ingest = commands.add_parser("ingest", help="load spool segments into the store")
+    ingest.add_argument("--spool", help="spool folder (default: [collector] spool_dir)")
+    ingest.add_argument("--store", help="store URL (default: [store] url)")
+    ingest.set_defaults(run=cmd_ingest)
+
+    metrics = commands.add_parser("metrics", help="the per-grain health table")
+    metrics.add_argument("--grain", default="1m", help="bucket size: 1m (default), 5m, 1h, 1d")
+    metrics.add_argument(
+        "--since", default="1h", help="ISO time or span back: 15m, 1h (default), 7d"
+    )
+    metrics.add_argument("--until", help="ISO time or span back from now")
+    metrics.add_argument("--app")
+    metrics.add_argument("--model")
+    metrics.add_argument(
+        "--kind", default="llm", help="span kind to count: llm (default), chain, tool, ... or all"
+    )
+    metrics.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    metrics.add_argument("--store", help="store URL (default: [store] url)")
+    metrics.set_defaults(run=cmd_metrics)
+
+    demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
+    demo.add_argument("--spans", type=int, default=600, help="simulated requests (default 600)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--store", help="store URL (default: [store] url)")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmvigil`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except LlmvigilError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `llmvigil metrics | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
