@@ -21,7 +21,8 @@ from llmvigil.storage.metrics import COLUMNS, parse_moment
 
 # Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
 console = Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True)
+# Messages carry user text ("[collector] key"): never read as markup, never wrapped.
+errors = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -60,7 +61,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{report.inserted} new, {report.duplicates} already stored"
     )
     for bad in report.bad:
-        errors.print(f"[red]set aside unreadable segment[/red] {bad}")
+        errors.print(f"set aside unreadable segment {bad}", style="red")
     return 1 if report.bad else 0
 
 
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except LlmvigilError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130

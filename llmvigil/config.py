@@ -138,8 +138,11 @@ class Settings(_Section):
     source: str | None = Field(None, exclude=True)
 
 
-def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+def find_config_file(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """The config file to load: ``path``, else ``$LLMVIGIL_CONFIG``, else ``./llmvigil.toml``."""
+    environ = os.environ if environ is None else environ
     if path is not None:
         chosen = Path(path)
         if not chosen.is_file():
@@ -147,7 +150,7 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
                 f"config file {chosen} does not exist; run `llmvigil init` to write one"
             )
         return chosen
-    env = os.environ.get("LLMVIGIL_CONFIG")
+    env = environ.get("LLMVIGIL_CONFIG")
     if env:
         chosen = Path(env)
         if not chosen.is_file():
@@ -164,7 +167,7 @@ def load_settings(
 ) -> Settings:
     """Load, merge and validate settings; raise :class:`ConfigError` naming the bad key."""
     environ = os.environ if environ is None else environ
-    file = find_config_file(path)
+    file = find_config_file(path, environ)
     data: dict[str, Any] = {}
     origin = "defaults"
     if file is not None:

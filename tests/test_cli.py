@@ -1,0 +1,84 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llmvigil.cli import main
+from llmvigil.config import STARTER_TOML
+from llmvigil.storage import Store
+from tests.storage.spans_factory import make_span
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "llmvigil.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_init_writes_the_starter_file_once(tmp_path) -> None:
+    assert main(["init"]) == 0
+    assert (tmp_path / "llmvigil.toml").read_text() == STARTER_TOML
+    assert main(["init"]) == 1
+    assert main(["init", "--force"]) == 0
+
+
+def test_bad_config_is_reported_without_a_traceback(tmp_path) -> None:
+    (tmp_path / "llmvigil.toml").write_text("[collector]\nbatch_size = 0\n")
+    result = run("metrics", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "[collector] batch_size = 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_records_through_the_spool_and_prints_the_health_table(tmp_path) -> None:
+    result = run("demo", "--spans", "120", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "TimeGenerated" in result.stdout and "ProcessedPromptTokens" in result.stdout
+    with Store(f"duckdb:///{tmp_path / 'llmvigil.duckdb'}") as store:
+        assert store.count_spans() == 360  # chain, retrieval and model call per request
+        assert {r["kind"] for r in store.spans(limit=None)} == {"chain", "retrieval", "llm"}
+    assert not list((tmp_path / ".llmvigil" / "spool" / "demo").glob("*.parquet"))
+
+
+def test_metrics_formats_and_filters(tmp_path, capsys) -> None:
+    url = f"duckdb:///{tmp_path / 's.duckdb'}"
+    with Store(url) as store:
+        store.append_spans(
+            [make_span(i, model="gpt-4o" if i % 2 else "gpt-4o-mini") for i in range(6)]
+        )
+    args = ["metrics", "--store", url, "--since", "2026-11-24T08:00", "--until", "2026-11-24T10:00"]
+    assert main([*args, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    calls = next(r for r in rows if r["MetricName"] == "TotalCalls")
+    assert calls["Total"] == 6 and calls["TimeGenerated"] == "2026-11-24T09:00:00Z"
+    assert main([*args, "--format", "csv", "--model", "gpt-4o"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert next(r for r in table if r["MetricName"] == "TotalCalls")["Total"] == "3"
+    assert main([*args, "--grain", "2x"]) == 2
+    assert "time grain" in capsys.readouterr().err
+
+
+def test_ingest_loads_the_spool(tmp_path) -> None:
+    app = "import llmvigil\n@llmvigil.observe\ndef f(x):\n    return x\n[f(i) for i in range(25)]\n"
+    (tmp_path / "app.py").write_text(app)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "app.py"], cwd=tmp_path, env=env, check=True, timeout=60)
+    result = run("ingest", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "25 spans, 25 new" in result.stdout
+    with Store(f"duckdb:///{tmp_path / 'llmvigil.duckdb'}") as store:
+        assert store.count_spans() == 25
