@@ -16,6 +16,7 @@ from rich.table import Table
 
 from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
 from llmvigil.errors import LlmvigilError
+from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
 from llmvigil.storage.metrics import COLUMNS, parse_moment
 
@@ -114,6 +115,138 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- evaluate -----------------------------------------------------------------------------
+
+
+def _runner(args: argparse.Namespace, settings: Settings) -> Runner:
+    from llmvigil.evaluators.suite import evaluators_from_settings
+
+    if args.evaluators:
+        names = [n.strip() for n in args.evaluators.split(",") if n.strip()]
+        enabled = settings.evaluators.model_copy(update={"enabled": names, "sampling": {}})
+        settings = settings.model_copy(update={"evaluators": enabled})
+    config = settings.evaluators
+    return Runner(
+        evaluators_from_settings(settings, with_judge=not args.no_judge),
+        batch_size=args.batch_size or config.batch_size,
+        sampling=config.sampling,
+        kinds=config.kinds,
+    )
+
+
+def print_summary(rows: Sequence[dict], title: str) -> None:
+    """Print per-evaluator score statistics from :meth:`Store.evaluation_summary`."""
+    table = Table(title=title)
+    for column in ("evaluator", "version", "method", "scored", "mean", "passed", "unscored"):
+        table.add_column(column, justify="left" if column in ("evaluator", "method") else "right")
+    for r in rows:
+        table.add_row(
+            r["evaluator"],
+            r["evaluator_version"],
+            r["method"],
+            str(r["scored"]),
+            _cell(None if r["mean"] is None else float(r["mean"])),
+            "" if r["pass_rate"] is None else f"{float(r['pass_rate']):.1%}",
+            str(r["unscored"]),
+        )
+    console.print(table)
+
+
+def evaluate_store(store: Store, runner: Runner, progress: bool = True) -> None:
+    """Score what the store lacks, with a progress bar, and print what was done."""
+    from tqdm import tqdm
+
+    todo = store.count_spans_missing_evaluations(runner.wanted, kinds=runner.kinds)
+    with tqdm(total=todo, unit="span", desc="evaluating", disable=not progress or None) as bar:
+        report = runner.run(store, on_batch=bar.update)
+    console.print(
+        f"evaluated {report.spans} spans in {report.seconds:.1f} s "
+        f"({report.spans_per_second:.0f} spans/s): "
+        + ", ".join(
+            f"{e.name} {report.scored[e.name]} scored"
+            + (f" / {report.skipped[e.name]} skipped" if report.skipped[e.name] else "")
+            + (f" / {report.failed[e.name]} failed" if report.failed[e.name] else "")
+            for e in runner.evaluators
+        )
+    )
+
+
+def _evaluate_dataset(args: argparse.Namespace, runner: Runner) -> int:
+    from tqdm import tqdm
+
+    from llmvigil.evaluators.dataset import (
+        measure,
+        output_records,
+        read_dataset,
+        score_lines,
+        write_records,
+    )
+
+    lines, problems = read_dataset(args.dataset)
+    for problem in problems:
+        errors.print(f"{args.dataset}:{problem.number}: skipped: {problem.message}")
+    with tqdm(total=len(lines), unit="line", desc="scoring", disable=None) as bar:
+        scores = score_lines(runner, lines, on_batch=bar.update)
+    if args.output:
+        count = write_records(args.output, output_records(lines, scores))
+        console.print(f"wrote {count} scored lines to {args.output}")
+    quality = measure(runner.evaluators, lines, scores)
+    if quality:
+        table = Table(title=f"How the scores predict the labels of {args.dataset}")
+        for column in (
+            "evaluator",
+            "labelled",
+            "ROC AUC",
+            "threshold",
+            "precision",
+            "recall",
+            "F1",
+        ):
+            table.add_column(column, justify="left" if column == "evaluator" else "right")
+        for q in quality:
+            table.add_row(
+                q.evaluator,
+                str(q.labelled),
+                "" if q.roc_auc is None else f"{q.roc_auc:.3f}",
+                f"{q.threshold:g}",
+                *(f"{v:.3f}" for v in (q.precision, q.recall, q.f1)),
+            )
+        console.print(table)
+    console.print(f"scored {len(lines)} lines; {len(problems)} malformed lines skipped")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    runner = _runner(args, settings)
+    if args.dataset:
+        return _evaluate_dataset(args, runner)
+    if args.watch:
+        from llmvigil.collector.spool import ingest_spool
+        from llmvigil.evaluators.schedule import run_every
+
+        interval = args.interval or settings.evaluators.interval_s
+        store = _store(args, settings)
+        spool = Path(settings.collector.spool_dir)
+
+        def tick() -> None:
+            # This process owns the store now, so it also loads what the apps spooled.
+            if store.backend == "duckdb" and spool.exists():
+                ingest_spool(store, spool)
+            evaluate_store(store, runner, progress=False)
+
+        console.print(f"evaluating every {interval:g} s; Ctrl-C stops")
+        try:
+            run_every(tick, interval, "evaluate")
+        finally:
+            store.close()
+        return 0
+    with _store(args, settings) as store:
+        evaluate_store(store, runner)
+        print_summary(store.evaluation_summary(), "Scores in the store")
+    return 0
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
@@ -176,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--format", choices=("table", "csv", "json"), default="table")
     metrics.add_argument("--store", help="store URL (default: [store] url)")
     metrics.set_defaults(run=cmd_metrics)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score stored spans (or a dataset file) with the evaluators"
+    )
+    evaluate.add_argument("--store", help="store URL (default: [store] url)")
+    evaluate.add_argument("--evaluators", help="comma-separated names (default: [evaluators])")
+    evaluate.add_argument("--batch-size", type=int, help="spans per committed batch")
+    evaluate.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
+    evaluate.add_argument("--watch", action="store_true", help="run again every --interval s")
+    evaluate.add_argument("--interval", type=float, help="seconds (default: [evaluators])")
+    evaluate.add_argument("--dataset", help="score this JSONL file instead of the store")
+    evaluate.add_argument("--output", help="with --dataset: write the scores here (JSONL)")
+    evaluate.set_defaults(run=cmd_evaluate)
 
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
     demo.add_argument("--spans", type=int, default=600, help="simulated requests (default 600)")

@@ -98,8 +98,16 @@ class EvaluatorSettings(_Section):
     """``[evaluators]``: which evaluators run, how often, on how much traffic."""
 
     enabled: list[str] = Field(
-        default_factory=lambda: ["relevance", "completeness", "brevity", "toxicity", "factuality"]
+        default_factory=lambda: [
+            "relevance",
+            "completeness",
+            "brevity",
+            "toxicity",
+            "prompt_toxicity",
+            "factuality",
+        ]
     )
+    kinds: list[str] = Field(default_factory=lambda: ["llm", "chain", "agent"])
     batch_size: int = Field(256, gt=0)
     interval_s: float = Field(60.0, gt=0)
     sampling: dict[str, float] = Field(default_factory=dict)
@@ -270,7 +278,8 @@ capture_output = true
 # output_per_mtok = 1.20
 
 [evaluators]
-enabled = ["relevance", "completeness", "brevity", "toxicity", "factuality"]
+enabled = ["relevance", "completeness", "brevity", "toxicity", "prompt_toxicity", "factuality"]
+kinds = ["llm", "chain", "agent"]   # span kinds scored (retrieval and tool spans are not answers)
 batch_size = 256
 interval_s = 60              # `llmvigil evaluate --watch` and `llmvigil up` run them this often
 # sampling = { relevance = 1.0, factuality = 0.25 }

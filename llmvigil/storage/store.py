@@ -283,26 +283,7 @@ class Store:
         self, evaluator: str, version: str, limit: int = 256
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` spans, oldest first, with no score from ``evaluator`` at ``version``."""
-        s, e = schema.spans, schema.evaluations
-        scored = sa.exists().where(
-            e.c.span_id == s.c.span_id,
-            e.c.evaluator == evaluator,
-            e.c.evaluator_version == version,
-        )
-        query = (
-            sa.select(
-                s.c.span_id,
-                s.c.start_time,
-                s.c.input_text,
-                s.c.output_text,
-                s.c.context,
-                s.c.reference,
-            )
-            .where(~scored)
-            .order_by(s.c.start_time, s.c.span_id)
-            .limit(limit)
-        )
-        return self._fetch(query)
+        return self.spans_missing_evaluations([(evaluator, version)], limit)
 
     def metrics(
         self,
@@ -326,6 +307,71 @@ class Store:
             return health_table(self.engine, grain, filters)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
+
+    def _missing_filter(
+        self, wanted: Sequence[tuple[str, str]], kinds: Sequence[str] | None
+    ) -> list[sa.ColumnElement[bool]]:
+        s, e = schema.spans, schema.evaluations
+        missing = [
+            ~sa.exists().where(
+                e.c.span_id == s.c.span_id,
+                e.c.evaluator == name,
+                e.c.evaluator_version == version,
+            )
+            for name, version in wanted
+        ]
+        filters = [sa.or_(*missing)]
+        if kinds:
+            filters.append(s.c.kind.in_(list(kinds)))
+        return filters
+
+    def spans_missing_evaluations(
+        self,
+        wanted: Sequence[tuple[str, str]],
+        limit: int = 256,
+        kinds: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` spans, oldest first, lacking a score from at least one of the
+        ``(evaluator, version)`` pairs in ``wanted``; each row's ``scored`` is the set of
+        those evaluators that did score it already."""
+        if not wanted:
+            return []
+        s, e = schema.spans, schema.evaluations
+        query = (
+            sa.select(
+                s.c.span_id, s.c.kind, s.c.input_text, s.c.output_text, s.c.context, s.c.reference
+            )
+            .where(*self._missing_filter(wanted, kinds))
+            .order_by(s.c.start_time, s.c.span_id)
+            .limit(limit)
+        )
+        rows = self._fetch(query)
+        if not rows:
+            return rows
+        done = self._fetch(
+            sa.select(e.c.span_id, e.c.evaluator, e.c.evaluator_version).where(
+                e.c.span_id.in_([r["span_id"] for r in rows])
+            )
+        )
+        pairs = set(wanted)
+        scored: dict[str, set[str]] = {}
+        for d in done:
+            if (d["evaluator"], d["evaluator_version"]) in pairs:
+                scored.setdefault(d["span_id"], set()).add(d["evaluator"])
+        for row in rows:
+            row["scored"] = scored.get(row["span_id"], set())
+        return rows
+
+    def count_spans_missing_evaluations(
+        self, wanted: Sequence[tuple[str, str]], kinds: Sequence[str] | None = None
+    ) -> int:
+        """How many spans :meth:`spans_missing_evaluations` would eventually return."""
+        if not wanted:
+            return 0
+        query = sa.select(sa.func.count()).select_from(schema.spans)
+        query = query.where(*self._missing_filter(wanted, kinds))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     # -- evaluations and feedback ----------------------------------------------------
 
@@ -361,6 +407,30 @@ class Store:
             query = query.where(e.c.span_id == span_id)
         if evaluator is not None:
             query = query.where(e.c.evaluator == evaluator)
+        return self._fetch(query)
+
+    def evaluation_summary(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Per evaluator, version and method: spans scored, mean score, share passed, and
+        rows without a score (skipped, not sampled, failed), for spans started in the window."""
+        e, s = schema.evaluations, schema.spans
+        passed = sa.case((e.c.passed.is_(True), 1.0), (e.c.passed.is_(False), 0.0))
+        query = (
+            sa.select(
+                e.c.evaluator,
+                e.c.evaluator_version,
+                e.c.method,
+                sa.func.count(e.c.score).label("scored"),
+                sa.func.avg(e.c.score).label("mean"),
+                sa.func.avg(passed).label("pass_rate"),
+                (sa.func.count() - sa.func.count(e.c.score)).label("unscored"),
+            )
+            .select_from(e.join(s, s.c.span_id == e.c.span_id))
+            .where(*self._span_filters(since, until, None, None))
+            .group_by(e.c.evaluator, e.c.evaluator_version, e.c.method)
+            .order_by(e.c.evaluator, e.c.evaluator_version, e.c.method)
+        )
         return self._fetch(query)
 
     def add_feedback(

@@ -1,0 +1,249 @@
+"""Run evaluators over stored spans incrementally, exactly once, a committed batch at a time.
+
+Each batch is the oldest spans that lack a score from at least one evaluator's
+current version; every evaluator scores the items it still owes, all on the
+same batch, so the shared sentence vectors are computed once per text; then
+all of the batch's scores are written in one transaction. A run killed at any
+point loses at most the batch in hand, and the store's key
+(span_id, evaluator, evaluator_version) makes a repeated write a no-op, so a
+restarted run finishes with no duplicate and no gap. A new evaluator version
+re-scores everything.
+
+Spans left out by sampling, and spans lacking a field an evaluator needs (an
+error span has no output), get a row with no score and the reason, so they
+are not fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmvigil.errors import EvaluatorError
+from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.evaluators.registry import get
+
+log = logging.getLogger("llmvigil.evaluators")
+
+
+def sampled(span_id: str, evaluator: str, rate: float) -> bool:
+    """Whether ``evaluator`` scores ``span_id`` at sampling ``rate``: the same answer every run."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return zlib.crc32(f"{evaluator}\x00{span_id}".encode()) / 2**32 < rate
+
+
+def missing_fields(evaluator: Evaluator, item: EvalItem) -> list[str]:
+    """Fields ``evaluator`` needs that ``item`` lacks."""
+    lacking = []
+    for name in sorted(evaluator.needs):
+        value = getattr(item, name)
+        if value is None or (isinstance(value, str | tuple) and not value):
+            lacking.append(name)
+    return lacking
+
+
+def build_evaluators(
+    names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Evaluator]:
+    """Instances of the registered evaluators ``names``, with constructor ``options`` by name."""
+    options = options or {}
+    return [get(name)(**dict(options.get(name, {}))) for name in names]
+
+
+@dataclass
+class RunReport:
+    """What a run did, by evaluator."""
+
+    spans: int = 0
+    batches: int = 0
+    scored: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def spans_per_second(self) -> float:
+        """Spans evaluated per second of the run."""
+        return self.spans / self.seconds if self.seconds else 0.0
+
+
+class Runner:
+    """Scores items with evaluators: a store's spans (:meth:`run`) or a list (:meth:`score`)."""
+
+    def __init__(
+        self,
+        evaluators: Sequence[Evaluator],
+        batch_size: int = 256,
+        sampling: Mapping[str, float] | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> None:
+        names = [e.name for e in evaluators]
+        if len(set(names)) != len(names):
+            raise EvaluatorError(f"an evaluator is listed twice: {names}")
+        unknown = set(sampling or {}) - set(names)
+        if unknown:
+            raise EvaluatorError(
+                f"[evaluators] sampling names {sorted(unknown)}, which are not enabled ({names})"
+            )
+        self.evaluators = list(evaluators)
+        self.batch_size = batch_size
+        self.sampling = dict(sampling or {})
+        self.kinds = list(kinds) if kinds else None
+
+    @property
+    def wanted(self) -> list[tuple[str, str]]:
+        """The (name, version) pairs every span should end up with."""
+        return [(e.name, str(e.version)) for e in self.evaluators]
+
+    def score(
+        self, items: Sequence[EvalItem], owed: Mapping[str, Sequence[int]] | None = None
+    ) -> dict[str, list[tuple[int, Score]]]:
+        """Score ``items``; ``owed[name]`` limits an evaluator to those item positions.
+
+        Returns, per evaluator, (position, score) pairs. Never raises for an item: an
+        evaluator that fails on a batch is retried item by item, and the items it still
+        fails on get a score of None labelled ``evaluator_error``.
+        """
+        results: dict[str, list[tuple[int, Score]]] = {}
+        for evaluator in self.evaluators:
+            positions = list(range(len(items))) if owed is None else list(owed[evaluator.name])
+            out: list[tuple[int, Score]] = []
+            ready: list[int] = []
+            for i in positions:
+                lacking = missing_fields(evaluator, items[i])
+                if lacking:
+                    reason = f"the span has no {' and no '.join(lacking)} to evaluate"
+                    out.append(
+                        (i, Score(items[i].id, None, "none", None, "skipped", {"reason": reason}))
+                    )
+                else:
+                    ready.append(i)
+            out.extend(
+                zip(ready, self._evaluate(evaluator, [items[i] for i in ready]), strict=True)
+            )
+            results[evaluator.name] = sorted(out, key=lambda pair: pair[0])
+        return results
+
+    def _evaluate(self, evaluator: Evaluator, batch: list[EvalItem]) -> list[Score]:
+        if not batch:
+            return []
+        try:
+            scores = evaluator.evaluate(batch)
+            if len(scores) != len(batch):
+                raise EvaluatorError(
+                    f"{evaluator.name} returned {len(scores)} scores for {len(batch)} items"
+                )
+            return scores
+        except Exception as exc:
+            log.warning(
+                "evaluator %s failed on a batch (%s); retrying item by item", evaluator.name, exc
+            )
+        scores = []
+        for item in batch:
+            try:
+                (score,) = evaluator.evaluate([item])
+            except Exception as exc:
+                log.error("evaluator %s failed on %s: %s", evaluator.name, item.id, exc)
+                score = Score(
+                    item.id,
+                    None,
+                    "none",
+                    None,
+                    "evaluator_error",
+                    {"error": f"{type(exc).__name__}: {exc}"},
+                )
+            scores.append(score)
+        return scores
+
+    def run(
+        self,
+        store: Any,
+        max_spans: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> RunReport:
+        """Score every span of ``store`` that lacks a current score, a committed batch at a time."""
+        report = RunReport()
+        started = time.perf_counter()
+        wanted = self.wanted
+        versions = dict(wanted)
+        while max_spans is None or report.spans < max_spans:
+            limit = (
+                self.batch_size
+                if max_spans is None
+                else min(self.batch_size, max_spans - report.spans)
+            )
+            rows = store.spans_missing_evaluations(wanted, limit=limit, kinds=self.kinds)
+            if not rows:
+                break
+            items = [
+                EvalItem(
+                    r["span_id"],
+                    r["input_text"],
+                    r["output_text"],
+                    tuple(r["context"] or ()),
+                    r["reference"],
+                )
+                for r in rows
+            ]
+            owed: dict[str, list[int]] = {}
+            skipped: list[dict[str, Any]] = []
+            for evaluator in self.evaluators:
+                rate = self.sampling.get(evaluator.name, 1.0)
+                owed[evaluator.name] = []
+                for i, row in enumerate(rows):
+                    if evaluator.name in row["scored"]:
+                        continue
+                    if sampled(row["span_id"], evaluator.name, rate):
+                        owed[evaluator.name].append(i)
+                    else:
+                        skipped.append(
+                            {
+                                "span_id": row["span_id"],
+                                "evaluator": evaluator.name,
+                                "evaluator_version": versions[evaluator.name],
+                                "score": None,
+                                "label": "not_sampled",
+                                "method": "sampling",
+                                "details": {"reason": f"left out by sampling at rate {rate}"},
+                            }
+                        )
+                        report.skipped[evaluator.name] += 1
+            results = self.score(items, owed)
+            records = list(skipped)
+            for name, pairs in results.items():
+                for i, s in pairs:
+                    records.append(
+                        {
+                            "span_id": items[
+                                i
+                            ].id,  # by position: an evaluator's ids are not trusted
+                            "evaluator": name,
+                            "evaluator_version": versions[name],
+                            "score": s.score,
+                            "label": s.label,
+                            "passed": s.passed,
+                            "method": s.method,
+                            "details": s.details,
+                        }
+                    )
+                    if s.label == "evaluator_error":
+                        report.failed[name] += 1
+                    elif s.score is None:
+                        report.skipped[name] += 1
+                    else:
+                        report.scored[name] += 1
+            store.write_evaluations(records)
+            report.spans += len(rows)
+            report.batches += 1
+            if on_batch is not None:
+                on_batch(len(rows))
+        report.seconds = time.perf_counter() - started
+        return report
