@@ -143,7 +143,7 @@ def print_summary(rows: Sequence[dict], title: str) -> None:
         table.add_row(
             r["evaluator"],
             r["evaluator_version"],
-            r["method"],
+            r["method"] or "",
             str(r["scored"]),
             _cell(None if r["mean"] is None else float(r["mean"])),
             "" if r["pass_rate"] is None else f"{float(r['pass_rate']):.1%}",
@@ -267,7 +267,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         since = datetime.fromtimestamp(result.started, UTC).replace(tzinfo=None)
         rows = store.metrics("10m", since=since, app="support-assistant")
-    print_metrics(rows, "table", title="Health per 10 minutes (llmvigil metrics --grain 10m)")
+        print_metrics(rows, "table", title="Health per 10 minutes (llmvigil metrics --grain 10m)")
+        if not args.no_evaluate:
+            from llmvigil.evaluators.suite import runner_from_settings
+
+            console.print("scoring the answers offline (the embedding model loads once)")
+            evaluate_store(store, runner_from_settings(settings, with_judge=False))
+            incident = datetime.fromtimestamp(result.incident_started, UTC).replace(tzinfo=None)
+            print_summary(store.evaluation_summary(since, incident), "Scores before the incident")
+            print_summary(store.evaluation_summary(incident), "Scores during the incident")
     console.print(
         "next: [bold]llmvigil metrics --grain 1m --since 1h[/bold] for the per-minute table"
     )
@@ -326,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
     demo.add_argument("--spans", type=int, default=600, help="simulated requests (default 600)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--no-evaluate", action="store_true", help="skip the evaluators")
     demo.add_argument("--store", help="store URL (default: [store] url)")
     demo.set_defaults(run=cmd_demo)
     return parser

@@ -5,7 +5,8 @@ latencies are simulated, on a simulated clock, so an hour of traffic takes a
 second. Everything after that is real: the spans go through ``@observe``, the
 buffer, the pipeline (tokens, cost, redaction) and the spool, and are then
 ingested into the store. The last part of the hour holds an incident: slower
-answers and more errors.
+answers, more errors, and answers that are wrong (facts that contradict the
+retrieved passage), off topic, or hostile.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ KNOWLEDGE = [
     ),
 ]
 MODELS = [("gpt-4o-mini", 0.7), ("gpt-4o", 0.2), ("claude-3-5-sonnet", 0.1)]
+#: What a degraded model says during the incident, by question: a confident contradiction of
+#: the passage, an answer about something else, and a hostile reply.
+HALLUCINATED = {
+    KNOWLEDGE[0][0]: "Billing addresses can only be changed by mailing a signed form to our "
+    "Dublin office.",
+    KNOWLEDGE[1][0]: "Use the reset link on the sign-in page; it stays valid for 14 days.",
+    KNOWLEDGE[2][0]: "Refunds arrive as store credit within 48 hours.",
+    KNOWLEDGE[3][0]: "No, we do not ship outside the United States.",
+    KNOWLEDGE[4][0]: "Subscriptions cannot be cancelled before the end of the annual contract.",
+    KNOWLEDGE[5][0]: "Phone support is at +1 212 555 0199, around the clock.",
+}
+OFF_TOPIC = "Our spring collection features new colours and lighter fabrics for the season."
+HOSTILE = "Figure it out yourself, people like you are too stupid to read the help pages."
+
+
+#: The share of the hour after which the incident starts.
+INCIDENT_FROM = 0.8
 
 
 class SimulatedClock:
@@ -88,6 +106,7 @@ class DemoResult:
     report: IngestReport
     started: float
     ended: float
+    incident_started: float
 
 
 def run_demo(store: Store, spool_dir: Path, calls: int = 600, seed: int = 7) -> DemoResult:
@@ -106,7 +125,8 @@ def run_demo(store: Store, spool_dir: Path, calls: int = 600, seed: int = 7) -> 
         llmvigil.shutdown()
         tracer.use_clock()
     report = ingest_spool(store, spool_dir)
-    return DemoResult(calls, report, started, started + hour_ms / 1000)
+    ended = started + hour_ms / 1000
+    return DemoResult(calls, report, started, ended, started + INCIDENT_FROM * hour_ms / 1000)
 
 
 def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: int) -> None:
@@ -121,7 +141,14 @@ def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: in
     def generate(messages: list[dict], model: str, incident: bool) -> dict:
         question = messages[-1]["content"]
         answer = next(a for q, _, a in KNOWLEDGE if q == question)
-        if rng.random() < 0.15:
+        roll = rng.random()
+        if incident and roll < 0.25:
+            answer = HALLUCINATED[question]
+        elif incident and roll < 0.35:
+            answer = OFF_TOPIC
+        elif incident and roll < 0.42:
+            answer = HOSTILE
+        elif rng.random() < 0.15:
             answer += " Is there anything else I can help you with today?"
         prompt_tokens = rng.randint(180, 420)
         completion_tokens = len(answer) // 4 + rng.randint(0, 8)
@@ -149,7 +176,7 @@ def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: in
 
     for i in range(calls):
         clock.now_ns = int(i * gap_ms * 1e6)
-        incident = i > calls * 0.8
+        incident = i >= calls * INCIDENT_FROM
         question = rng.choice(KNOWLEDGE)[0]
         user = f"user-{rng.randint(1, 80)}"
         # On a timeout the app shows an apology; the span has recorded the error.

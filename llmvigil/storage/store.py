@@ -412,15 +412,17 @@ class Store:
     def evaluation_summary(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
-        """Per evaluator, version and method: spans scored, mean score, share passed, and
-        rows without a score (skipped, not sampled, failed), for spans started in the window."""
+        """Per evaluator and version: the method that scored, spans scored, mean score, share
+        passed, and rows without a score (skipped, not sampled, failed), for spans started in
+        the window."""
         e, s = schema.evaluations, schema.spans
         passed = sa.case((e.c.passed.is_(True), 1.0), (e.c.passed.is_(False), 0.0))
+        scoring_method = sa.func.max(sa.case((e.c.score.is_not(None), e.c.method)))
         query = (
             sa.select(
                 e.c.evaluator,
                 e.c.evaluator_version,
-                e.c.method,
+                scoring_method.label("method"),
                 sa.func.count(e.c.score).label("scored"),
                 sa.func.avg(e.c.score).label("mean"),
                 sa.func.avg(passed).label("pass_rate"),
@@ -428,8 +430,8 @@ class Store:
             )
             .select_from(e.join(s, s.c.span_id == e.c.span_id))
             .where(*self._span_filters(since, until, None, None))
-            .group_by(e.c.evaluator, e.c.evaluator_version, e.c.method)
-            .order_by(e.c.evaluator, e.c.evaluator_version, e.c.method)
+            .group_by(e.c.evaluator, e.c.evaluator_version)
+            .order_by(e.c.evaluator, e.c.evaluator_version)
         )
         return self._fetch(query)
 
