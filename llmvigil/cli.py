@@ -153,12 +153,15 @@ def print_summary(rows: Sequence[dict], title: str) -> None:
 
 
 def evaluate_store(store: Store, runner: Runner, progress: bool = True) -> None:
-    """Score what the store lacks, with a progress bar, and print what was done."""
+    """Score what the store lacks, with a progress bar, and print what was done (if anything,
+    without a progress bar)."""
     from tqdm import tqdm
 
     todo = store.count_spans_missing_evaluations(runner.wanted, kinds=runner.kinds)
     with tqdm(total=todo, unit="span", desc="evaluating", disable=not progress or None) as bar:
         report = runner.run(store, on_batch=bar.update)
+    if not progress and not report.spans:
+        return
     console.print(
         f"evaluated {report.spans} spans in {report.seconds:.1f} s "
         f"({report.spans_per_second:.0f} spans/s): "
