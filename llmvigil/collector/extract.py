@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 _MAX_DEPTH = 12
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _MAX_ITEMS = 1_000
 #: Keyword names that hold the prompt, tried in this order.
 PROMPT_KEYS = ("messages", "prompt", "input", "query", "question", "text")
@@ -235,15 +236,34 @@ def model_of(result: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def plain_positional_names(signature: inspect.Signature) -> tuple[str, ...] | None:
+    """The parameter names when every parameter is plain positional, else None."""
+    params = list(signature.parameters.values())
+    if all(p.kind in _POSITIONAL for p in params):
+        return tuple(p.name for p in params)
+    return None
+
+
 def bound_arguments(
-    signature: inspect.Signature | None, args: tuple, kwargs: dict | None
+    signature: inspect.Signature | None,
+    args: tuple,
+    kwargs: dict | None,
+    names: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Call arguments by parameter name, without ``self``/``cls``.
 
+    ``names`` is :func:`plain_positional_names` of the signature, when known.
     Positional names (``arg0``...) when the signature cannot bind them.
     """
     kwargs = kwargs or {}
     if signature is not None:
+        # Most calls pass a few positional arguments to plain parameters: zip them with the
+        # names, which is many times cheaper than Signature.bind.
+        if names is not None and not kwargs and len(args) <= len(names):
+            arguments = dict(zip(names, args, strict=False))
+            for name in ("self", "cls"):
+                arguments.pop(name, None)
+            return arguments
         try:
             bound = signature.bind_partial(*args, **kwargs)
             arguments = dict(bound.arguments)

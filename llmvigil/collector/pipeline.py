@@ -73,8 +73,9 @@ def _passages(value: Any) -> list[str] | None:
 
 def build_row(record: tuple, settings: CollectorSettings) -> Row:
     """The ``spans`` row of a raw record from the hot path (see :mod:`.tracer`)."""
-    (spec, n, parent, frame, t0, t1, ttft, args, kwargs, result, error, ctx, items) = record
-    extras = frame[tracer.F_EXTRAS] or {}
+    (_, n, parent, frame, t0, t1, ttft, args, kwargs, result, error, ctx, items) = record
+    spec = tracer.spec_of(record)
+    extras = tracer.take_extras(n)
     ctx = ctx or {}
     limit = settings.max_text_bytes
     capture_in = settings.capture_input if spec.capture_input is None else spec.capture_input
@@ -83,9 +84,12 @@ def build_row(record: tuple, settings: CollectorSettings) -> Row:
     if spec.func is not None and spec.signature is None:
         try:
             spec.signature = inspect.signature(spec.func)
+            spec.positional_names = extract.plain_positional_names(spec.signature)
         except (TypeError, ValueError):
             spec.signature = False
-    arguments = extract.bound_arguments(spec.signature or None, args or (), kwargs)
+    arguments = extract.bound_arguments(
+        spec.signature or None, args or (), kwargs, spec.positional_names
+    )
 
     metadata: dict[str, Any] = {}
     for source in (spec.metadata, ctx.get("metadata"), extras.get("metadata")):
@@ -188,7 +192,9 @@ def _utf8_size(text: str | None) -> int:
 
 def fallback_row(record: tuple, problem: Exception) -> Row:
     """A minimal row for a record whose details could not be read, so the call is still counted."""
-    spec, n, parent, frame, t0, t1 = record[:6]
+    _, n, parent, frame, t0, t1 = record[:6]
+    spec = tracer.spec_of(record)
+    tracer.take_extras(n)
     return {
         "span_id": span_id(n),
         "trace_id": span_id(frame[tracer.F_TRACE]),
@@ -286,6 +292,14 @@ def truncate(row: Row, pipeline: Pipeline) -> None:
 DEFAULT_STEPS: tuple[Step, ...] = (count_tokens, price, redact, truncate)
 
 
+def _json_column(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not value and isinstance(value, dict | list):  # most spans: no tags, no metadata
+        return "{}" if isinstance(value, dict) else "[]"
+    return extract.to_json(value)
+
+
 class Pipeline:
     """Turns raw records into an Arrow batch, running :data:`DEFAULT_STEPS` on each row."""
 
@@ -325,7 +339,7 @@ class Pipeline:
         for field in BATCH_SCHEMA:
             values = [row.get(field.name) for row in rows]
             if field.name in SPAN_JSON_COLUMNS:
-                values = [None if v is None else extract.to_json(v) for v in values]
+                values = [_json_column(v) for v in values]
             columns[field.name] = pa.array(values, type=field.type)
         return pa.Table.from_pydict(columns, schema=BATCH_SCHEMA)
 

@@ -6,12 +6,19 @@ tokens, cost, serialising, I/O) happens on the flush thread
 (:mod:`llmvigil.collector.pipeline`). The current span lives in one
 ContextVar, so nesting is right across threads and asyncio tasks.
 
-A raw record is the tuple ``(spec, span_n, parent_frame, frame, t_start,
-t_end, ttft, args, kwargs, result, error, context_values, stream_items)``
-with the indices named below; span numbers become string ids on the flush
-thread. Arguments and results are kept by reference until then, which is why
-the hot path is cheap: a caller that mutates an argument right after the
-call may see the mutated value recorded.
+A raw record is the tuple ``(spec_index, span_n, parent_frame, frame,
+t_start, t_end, ttft, args, kwargs, result, error, context_values,
+stream_items)`` with the indices named below; span numbers become string ids
+on the flush thread. Arguments and results are kept by reference until then,
+which is why the hot path is cheap: a caller that mutates an argument right
+after the call may see the mutated value recorded.
+
+A decorated call's record holds no object of ours that the garbage collector
+tracks: the spec is an index into :data:`SPECS`, a frame is a tuple of two
+ints, and what :func:`attach` adds waits in a side table. So when the call's own arguments
+and result are plain (strings, numbers), CPython stops tracking the record at
+its first collection, and a burst of queued records does not make every later
+full collection slower.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import functools
 import inspect
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,14 +45,26 @@ KINDS = ("llm", "retrieval", "tool", "chain", "embedding", "agent", "other")
 SPEC, SPAN_N, PARENT, FRAME, T_START, T_END, TTFT, ARGS, KWARGS, RESULT, ERROR, CTX, ITEMS = range(
     13
 )
-# Frame layout: [span number, trace number, extras dict or None].
-F_N, F_TRACE, F_EXTRAS = range(3)
+# Frame layout: (span number, trace number).
+F_N, F_TRACE = range(2)
 
-_current: ContextVar[list | None] = ContextVar("llmvigil_current_span", default=None)
+_current: ContextVar[tuple[int, int] | None] = ContextVar("llmvigil_current_span", default=None)
 _context_values: ContextVar[dict | None] = ContextVar("llmvigil_context", default=None)
 
 _ids = itertools.count(1)
 _next_id = _ids.__next__
+
+#: Every Spec ever made, by index (records refer to them by index; see the module docstring).
+SPECS: list[Spec] = []
+_specs_lock = threading.Lock()
+#: What attach() added to running spans, by span number, until the flush thread takes it.
+_extras: dict[int, dict[str, Any]] = {}
+
+
+def take_extras(span_number: int) -> dict[str, Any]:
+    """Remove and return what :func:`attach` added to span ``span_number`` (flush thread)."""
+    return _extras.pop(span_number, None) or {}
+
 
 #: The clock of the hot path (nanoseconds, monotonic) and its offset to wall-clock time.
 _clock: Callable[[], int] = time.perf_counter_ns
@@ -75,9 +95,11 @@ def use_clock(
 
 
 def _reset_after_fork() -> None:
-    global _ids, _next_id
+    global _ids, _next_id, _specs_lock
     _ids = itertools.count(1)
     _next_id = _ids.__next__
+    _specs_lock = threading.Lock()
+    _extras.clear()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -92,10 +114,12 @@ class Spec:
         "capture_output",
         "context_arg",
         "func",
+        "index",
         "kind",
         "metadata",
         "model",
         "name",
+        "positional_names",
         "prompt_version",
         "reference_arg",
         "signature",
@@ -130,6 +154,22 @@ class Spec:
         self.reference_arg = reference_arg
         self.func = func
         self.signature: inspect.Signature | bool | None = None  # resolved on the flush thread
+        self.positional_names: tuple[str, ...] | None = None
+        self.index: int | None = None
+
+    def register(self) -> int:
+        """Give this spec an index in :data:`SPECS` (once per decorated function)."""
+        with _specs_lock:
+            if self.index is None:
+                self.index = len(SPECS)
+                SPECS.append(self)
+        return self.index
+
+
+def spec_of(record: tuple) -> Spec:
+    """The Spec of a raw record: an index for decorated functions, the object for span()."""
+    ref = record[SPEC]
+    return SPECS[ref] if isinstance(ref, int) else ref
 
 
 @overload
@@ -213,13 +253,13 @@ def observe(
 
 
 def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
-    current, push, ctx = _current, buffer.push, _context_values
+    current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
-        frame = [n, n if parent is None else parent[1], None]
+        frame = (n, n if parent is None else parent[1])
         token = current.set(frame)
         t0 = _clock()
         try:
@@ -227,24 +267,26 @@ def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
         except BaseException as exc:
             t1 = _clock()
             current.reset(token)
-            push((spec, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None))
+            push(
+                (spec_id, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None)
+            )
             raise
         t1 = _clock()
         current.reset(token)
-        push((spec, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        push((spec_id, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
         return result
 
     return wrapper
 
 
 def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
-    current, push, ctx = _current, buffer.push, _context_values
+    current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
-        frame = [n, n if parent is None else parent[1], None]
+        frame = (n, n if parent is None else parent[1])
         token = current.set(frame)
         t0 = _clock()
         try:
@@ -252,24 +294,26 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
         except BaseException as exc:
             t1 = _clock()
             current.reset(token)
-            push((spec, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None))
+            push(
+                (spec_id, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None)
+            )
             raise
         t1 = _clock()
         current.reset(token)
-        push((spec, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        push((spec_id, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
         return result
 
     return wrapper
 
 
 def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
-    current, push, ctx = _current, buffer.push, _context_values
+    current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
-        frame = [n, n if parent is None else parent[1], None]
+        frame = (n, n if parent is None else parent[1])
         context_values = ctx.get()
         items: list[Any] = []
         ttft = None
@@ -314,7 +358,7 @@ def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
             raise
         finally:
             push(
-                (spec, n, parent, frame, t0, _clock(), ttft, args, kwargs, result, error,
+                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs, result, error,
                  context_values, items)
             )  # fmt: skip
 
@@ -322,13 +366,13 @@ def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
 
 
 def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
-    current, push, ctx = _current, buffer.push, _context_values
+    current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
-        frame = [n, n if parent is None else parent[1], None]
+        frame = (n, n if parent is None else parent[1])
         context_values = ctx.get()
         items: list[Any] = []
         ttft = None
@@ -371,7 +415,7 @@ def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., A
             raise
         finally:
             push(
-                (spec, n, parent, frame, t0, _clock(), ttft, args, kwargs, None, error,
+                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs, None, error,
                  context_values, items)
             )  # fmt: skip
 
@@ -413,7 +457,7 @@ class ActiveSpan:
         self._spec = spec
         self._parent = _current.get()
         n = _next_id()
-        self._frame = [n, n if self._parent is None else self._parent[F_TRACE], None]
+        self._frame = (n, n if self._parent is None else self._parent[F_TRACE])
         self.args = args
         self.kwargs = kwargs
         self.context_values = _context_values.get()
@@ -623,10 +667,8 @@ def attach(
     _attach_to(frame, values)
 
 
-def _attach_to(frame: list, values: Mapping[str, Any]) -> None:
-    extras = frame[F_EXTRAS]
-    if extras is None:
-        frame[F_EXTRAS] = extras = {}
+def _attach_to(frame: tuple[int, int], values: Mapping[str, Any]) -> None:
+    extras = _extras.setdefault(frame[F_N], {})
     for key, value in values.items():
         if key == "metadata" and isinstance(value, Mapping):
             extras["metadata"] = {**extras.get("metadata", {}), **value}
