@@ -245,6 +245,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             store.close()
         return 0
     with _store(args, settings) as store:
+        if args.retry_errors:
+            from llmvigil.evaluators.runner import FAILURE_LABELS
+
+            forgotten = store.forget_failed_evaluations(runner.wanted, FAILURE_LABELS)
+            console.print(f"retrying {forgotten} failed scores")
         evaluate_store(store, runner)
         print_summary(store.evaluation_summary(), "Scores in the store")
     return 0
@@ -328,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--evaluators", help="comma-separated names (default: [evaluators])")
     evaluate.add_argument("--batch-size", type=int, help="spans per committed batch")
     evaluate.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
+    evaluate.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="score again the spans whose evaluator or judge failed",
+    )
     evaluate.add_argument("--watch", action="store_true", help="run again every --interval s")
     evaluate.add_argument("--interval", type=float, help="seconds (default: [evaluators])")
     evaluate.add_argument("--dataset", help="score this JSONL file instead of the store")

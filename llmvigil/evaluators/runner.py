@@ -30,6 +30,9 @@ from llmvigil.evaluators.registry import get
 
 log = logging.getLogger("llmvigil.evaluators")
 
+#: Labels of stored rows that record a failure rather than a verdict (``--retry-errors``).
+FAILURE_LABELS = ("evaluator_error", "judge_error")
+
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
     """Whether ``evaluator`` scores ``span_id`` at sampling ``rate``: the same answer every run."""
@@ -234,7 +237,7 @@ class Runner:
                             "details": s.details,
                         }
                     )
-                    if s.label == "evaluator_error":
+                    if s.label in FAILURE_LABELS:
                         report.failed[name] += 1
                     elif s.score is None:
                         report.skipped[name] += 1

@@ -409,6 +409,22 @@ class Store:
             query = query.where(e.c.evaluator == evaluator)
         return self._fetch(query)
 
+    def forget_failed_evaluations(
+        self, wanted: Sequence[tuple[str, str]], labels: Sequence[str]
+    ) -> int:
+        """Delete the rows of the ``(evaluator, version)`` pairs whose label is one of ``labels``
+        (failures), so the next run scores those spans again; return how many."""
+        e = schema.evaluations
+        pairs = [sa.and_(e.c.evaluator == n, e.c.evaluator_version == v) for n, v in wanted]
+        if not pairs or not labels:
+            return 0
+        statement = sa.delete(e).where(sa.or_(*pairs), e.c.label.in_(list(labels)))
+        try:
+            with self.engine.begin() as conn:
+                return int(conn.execute(statement).rowcount or 0)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"could not delete evaluations on {self.display_url}: {exc}") from exc
+
     def evaluation_summary(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:

@@ -105,6 +105,14 @@ def test_a_failing_item_is_isolated_and_recorded(store: Store) -> None:
     assert len(failed) == 1 and "cannot handle boom" in failed[0]["details"]["error"]
 
 
+def test_failures_can_be_forgotten_and_retried(store: Store) -> None:
+    store.append_spans([make_span(i, output_text="boom" if i == 0 else "fine") for i in range(3)])
+    Runner([Fragile()]).run(store)
+    assert store.forget_failed_evaluations([("fragile", "1")], ["evaluator_error"]) == 1
+    assert store.forget_failed_evaluations([("fragile", "1")], ["evaluator_error"]) == 0
+    assert Runner([Fragile()]).run(store).spans == 1
+
+
 def test_sampling_is_deterministic_and_marks_what_it_leaves_out(store: Store) -> None:
     rows = [make_span(i) for i in range(400)]
     store.append_spans(rows)

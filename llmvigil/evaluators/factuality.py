@@ -1,0 +1,474 @@
+"""Factuality: are the response's claims supported by the evidence (retrieved context, reference)?
+
+Score in [0, 1], higher is better: the mean over the response's claims of how
+well each is supported. Items with neither context nor reference get no score.
+
+Why not a similarity between response and context: a fluent hallucination is
+on topic, so it is *more* similar to the context than a terse correct answer
+(ROC AUC 0.24 on HaluEval QA, worse than chance). What separates them is what
+the claim asserts that the evidence does not say. So each claim (a sentence or
+a clause of the response) is checked like this:
+
+1. **Terms.** Its content words (scikit-learn stop words removed), matched by a
+   light stem, numbers by value ("9" matches "nine"): the share found
+   anywhere in the evidence, and the largest
+   share found together in one evidence sentence (a claim stitched from
+   words scattered over unrelated sentences is not stated by any of them).
+   Support is the mean of the two.
+2. **Conflicts,** each halving the claim's score: a number, a month or weekday
+   absent from the evidence (or absent from the sentence the claim is about,
+   when that sentence gives a different number); a capitalised name that does
+   not occur as a phrase in the evidence; a negation the evidence sentence
+   does not have.
+3. **Meaning** picks the sentence the claim is about: among the evidence
+   sentences sharing the most terms with it, the nearest by the shared
+   sentence vectors. Conflicts are judged against that sentence. Vectors are
+   computed only for claims where this choice matters (a number or negation
+   to check and several equally good sentences), in one call per batch, so
+   most items cost no embedding at all. Similarity as a support signal was
+   measured and rejected: adding it lowered ROC AUC (see
+   ``benchmarks/RESULTS.md``).
+
+When only a reference answer is given, terms of the question count as given
+(a reference answer is short and does not repeat the question); with a context,
+they must be supported like any other, since a response that merely repeats the
+question's premise is not supported by the passage.
+
+Example::
+
+    item = EvalItem("1", input="When did the bridge open?",
+                    output="The bridge opened in 1995.",
+                    context=("The bridge opened to traffic in 1937.",))
+    [score] = FactualityEvaluator().evaluate([item])
+    score.score                                 # 0.333
+    score.details["unsupported"][0]["reasons"]
+    # ['missing terms: 1995', 'number not in the evidence: 1995']
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.evaluators.registry import register
+from llmvigil.evaluators.text import (
+    capitalised_names,
+    content_words,
+    dates,
+    fold,
+    negations,
+    numbers,
+    split_sentences,
+    stem,
+    unique,
+)
+from llmvigil.evaluators.vectors import TextVectors, shared_vectors
+
+__all__ = ["Claim", "FactualityEvaluator", "check_claims", "split_claims"]
+
+METHOD = "claim-check: terms, names, numbers, dates, negation + minilm anchor v1"
+NO_EVIDENCE = "no context and no reference to check against"
+
+# Words that answer a yes/no question rather than state a fact: nothing to look up.
+_ANSWER_PARTICLES = frozenset({"yes", "yeah", "yep", "no", "nope", "ok", "okay"})
+_LEADING_PARTICLE_RE = re.compile(r"^\s*(?:yes|yeah|yep|no|nope)\b[\s,.!;:-]*", re.IGNORECASE)
+# Clause boundaries inside a sentence: a semicolon, or a comma before a
+# coordinating conjunction ("..., and children under 12 get in free").
+_CLAUSE_SPLIT_RE = re.compile(
+    r"\s*;\s*|,\s+(?=(?:and|but|while|whereas|although)\s)", re.IGNORECASE
+)
+_NON_WORD_RE = re.compile(r"[\W_]+")
+# Each conflict halves a claim's score: one wrong number or name makes a claim
+# wrong however many of its other words the evidence contains.
+CONFLICT_FACTOR = 0.5
+# A stem this long that starts another ("involve" / "involvement") counts as the same word.
+_MIN_PREFIX = 5
+
+
+def split_claims(text: str) -> list[str]:
+    """The claims of a response: its sentences, split further into clauses at ';' and ', and'.
+
+    Questions ("Is there anything else I can help with?") assert nothing and are left out.
+    """
+    claims: list[str] = []
+    for sentence in split_sentences(text):
+        if sentence.rstrip().endswith("?"):
+            continue
+        claims += [c for c in _CLAUSE_SPLIT_RE.split(sentence) if c.strip()]
+    return claims
+
+
+def _name_found(name: str, body: str, ev: _Evidence) -> bool:
+    """Whether the evidence names ``name``; a run opening the claim may owe its first capital
+    to its position ("Open Settings"), so there the rest of the run is enough."""
+    if _phrase(name) in ev.phrase or _phrase(name) in ev.given_phrase:
+        return True
+    first, _, rest = name.partition(" ")
+    if rest and body.lstrip().startswith(first):
+        return _phrase(rest) in ev.phrase or _phrase(rest) in ev.given_phrase
+    return False
+
+
+def _phrase(text: str) -> str:
+    """Folded text with punctuation as single spaces and padded, for whole-phrase lookups."""
+    return " " + _NON_WORD_RE.sub(" ", fold(text)).strip() + " "
+
+
+def _date_name(key: str) -> str:
+    """ "weekday:0" -> "Monday", "month:3" -> "March"."""
+    kind, _, value = key.partition(":")
+    names = {"weekday": calendar.day_name, "month": calendar.month_name}.get(kind)
+    return names[int(value)] if names is not None else value
+
+
+def _numbers(text: str) -> set[float]:
+    return {round(n, 4) for n in numbers(text)}
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One evidence sentence, pre-analysed."""
+
+    text: str
+    stems: frozenset[str]
+    numbers: frozenset[float]
+    negated: bool
+
+
+@dataclass
+class _Evidence:
+    """Everything a claim is checked against, for one item."""
+
+    units: list[_Unit]
+    stems: set[str]
+    phrase: str
+    numbers: set[float]
+    dates: set[str]
+    #: Terms the question supplies that need no support (only without a context).
+    given_stems: set[str] = field(default_factory=set)
+    given_values: set[float] = field(default_factory=set)
+    #: Numbers and dates the question states: repeating them is no conflict.
+    given_numbers: set[float] = field(default_factory=set)
+    given_dates: set[str] = field(default_factory=set)
+    given_phrase: str = " "
+
+
+@dataclass
+class Claim:
+    """The verdict on one claim of a response."""
+
+    text: str
+    score: float
+    terms: list[str]
+    missing_terms: list[str]
+    reasons: list[str]
+    #: Share of the claim's terms found anywhere in the evidence.
+    found: float = 1.0
+    #: Largest share of its terms found in one evidence sentence.
+    found_together: float = 1.0
+    #: How many kinds of conflict (number, date, name, negation) were found.
+    conflicts: int = 0
+    evidence: str | None = None
+    similarity: float | None = None
+
+    def as_details(self) -> dict[str, Any]:
+        """The claim as shown in ``Score.details``."""
+        out: dict[str, Any] = {
+            "claim": self.text,
+            "score": round(self.score, 3),
+            "reasons": self.reasons,
+            "terms_found": round(self.found, 3),
+            "terms_found_in_one_sentence": round(self.found_together, 3),
+        }
+        if self.missing_terms:
+            out["missing_terms"] = self.missing_terms
+        if self.evidence is not None:
+            out["evidence_sentence"] = self.evidence
+        if self.similarity is not None:
+            out["similarity"] = round(self.similarity, 3)
+        return out
+
+
+class _UnitCache:
+    """Analysed evidence passages by text: RAG contexts repeat across spans."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._data: OrderedDict[str, list[_Unit]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def units(self, passage: str) -> list[_Unit]:
+        with self._lock:
+            hit = self._data.get(passage)
+            if hit is not None:
+                self._data.move_to_end(passage)
+                return hit
+        units = [
+            _Unit(
+                text=s,
+                stems=frozenset(stem(w) for w in content_words(s)),
+                numbers=frozenset(_numbers(s)),
+                negated=negations(s) > 0,
+            )
+            for s in split_sentences(passage)
+        ]
+        with self._lock:
+            self._data[passage] = units
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return units
+
+
+_cache = _UnitCache()
+
+
+def _evidence(item: EvalItem) -> _Evidence | None:
+    passages = [p for p in item.context if p and p.strip()]
+    reference = item.reference if item.reference and item.reference.strip() else None
+    if not passages and reference is None:
+        return None
+    sources = passages + ([reference] if reference else [])
+    units = [u for p in sources for u in _cache.units(p)]
+    text = " ".join(sources)
+    ev = _Evidence(
+        units=units,
+        stems={s for u in units for s in u.stems},
+        phrase=_phrase(text),
+        numbers=_numbers(text),
+        dates=dates(text),
+    )
+    question = item.input or ""
+    # Numbers and dates the question itself states are not the response's claims.
+    ev.given_numbers = _numbers(question)
+    ev.given_dates = dates(question)
+    if not passages:
+        # A bare reference answer does not repeat the question: its words are given.
+        ev.given_stems = {stem(w) for w in content_words(question)}
+        ev.given_values = ev.given_numbers
+        ev.given_phrase = _phrase(question)
+    return ev
+
+
+def _found(s: str, pool: set[str] | frozenset[str]) -> bool:
+    """Whether stem ``s`` is in ``pool``, allowing derivations ("involv" / "involvement")."""
+    if s in pool:
+        return True
+    if len(s) < _MIN_PREFIX or not s.isalpha():
+        return False
+    return any(len(p) >= _MIN_PREFIX and (p.startswith(s) or s.startswith(p)) for p in pool)
+
+
+@dataclass
+class _Pending:
+    """A claim waiting for vectors to choose among equally good evidence sentences."""
+
+    claim: Claim
+    body: str
+    candidates: list[_Unit]
+    numbers: set[float]
+    negated: bool
+    base: float
+    conflicts: int
+
+
+def _term_key(word: str) -> str | float:
+    """A term's lookup key: its value for a number ("9" matches "nine"), else its stem."""
+    if word[:1].isdigit():
+        values = numbers(word)
+        if len(values) == 1:
+            return round(values[0], 4)
+    return stem(word)
+
+
+def _found_key(key: str | float, stems: AbstractSet[str], values: AbstractSet[float]) -> bool:
+    return key in values if isinstance(key, float) else _found(key, stems)
+
+
+def _check(body: str, text: str, ev: _Evidence) -> tuple[Claim, _Pending | None]:
+    """Check one claim lexically; return it, and what is left for the vectors to decide."""
+    words = [w for w in content_words(body) if w not in _ANSWER_PARTICLES]
+    keys = [_term_key(w) for w in words]
+    given = [k in ev.given_values if isinstance(k, float) else k in ev.given_stems for k in keys]
+    supported = [g or _found_key(k, ev.stems, ev.numbers) for k, g in zip(keys, given, strict=True)]
+    missing = unique(w for w, ok in zip(words, supported, strict=True) if not ok)
+    reasons: list[str] = []
+    share = together = 1.0
+    candidates: list[_Unit] = []
+    word_together = 0.0
+    if keys:
+        share = sum(supported) / len(keys)
+        found = [
+            [g or _found_key(k, u.stems, u.numbers) for k, g in zip(keys, given, strict=True)]
+            for u in ev.units
+        ]
+        coverage = [sum(f) / len(keys) for f in found]
+        together = max(coverage, default=share)
+        # The sentence a claim is about is the one sharing most of its words
+        # (numbers left out: they are what may differ).
+        is_word = [not isinstance(k, float) for k in keys]
+        if any(is_word):
+            word_cov = [
+                sum(f and w for f, w in zip(row, is_word, strict=True)) / sum(is_word)
+                for row in found
+            ]
+        else:
+            word_cov = coverage
+        word_together = max(word_cov, default=0.0)
+        candidates = [u for u, c in zip(ev.units, word_cov, strict=True) if c == word_together]
+        if missing:
+            reasons.append("missing terms: " + ", ".join(missing))
+        if together < share:
+            reasons.append(f"terms spread over several evidence sentences ({together:.0%} in one)")
+    support = (share + together) / 2
+
+    conflicts = 0
+    claim_numbers = {round(n, 4) for n in numbers(body, ambiguous=False)}
+    absent = sorted(n for n in claim_numbers if n not in ev.numbers and n not in ev.given_numbers)
+    if absent:
+        conflicts += 1
+        reasons.append("number not in the evidence: " + ", ".join(f"{n:g}" for n in absent))
+    # Years are numbers and were checked above; here months and weekdays.
+    absent_dates = sorted(
+        d
+        for d in dates(body)
+        if not d.startswith("year:") and d not in ev.dates and d not in ev.given_dates
+    )
+    if absent_dates:
+        conflicts += 1
+        reasons.append("date not in the evidence: " + ", ".join(map(_date_name, absent_dates)))
+    absent_names = [
+        n
+        for n in unique(capitalised_names(body))
+        if _phrase(n).strip()
+        and not dates(n)  # "Monday", "March 2": judged as dates above
+        and not _name_found(n, body, ev)
+    ]
+    if absent_names:
+        conflicts += 1
+        reasons.append("name not in the evidence: " + ", ".join(absent_names))
+
+    score = support * CONFLICT_FACTOR**conflicts
+    claim = Claim(text, score, words, missing, reasons, share, together, conflicts)
+    negated = negations(body) > 0
+    # A number found elsewhere in the evidence can still be wrong for this claim,
+    # but only when one sentence states everything else the claim says; a claim
+    # combining two sentences cannot be held to either one's numbers.
+    numbers_bound = bool(claim_numbers) and not absent and word_together == 1.0
+    if not candidates or not (negated or numbers_bound):
+        return claim, None
+    anchor_numbers = claim_numbers if numbers_bound else set()
+    pending = _Pending(claim, body, candidates, anchor_numbers, negated, support, conflicts)
+    if len(candidates) == 1:
+        _anchor(pending, candidates[0], None)
+        return claim, None
+    return claim, pending
+
+
+def _anchor(p: _Pending, unit: _Unit, similarity: float | None) -> None:
+    """Judge a claim's numbers and negation against the evidence sentence it is about."""
+    claim = p.claim
+    claim.evidence = unit.text
+    claim.similarity = similarity
+    conflicts = p.conflicts
+    if p.negated and not unit.negated:
+        conflicts += 1
+        claim.reasons.append("negation the evidence sentence does not have")
+    other = sorted(n for n in p.numbers if n not in unit.numbers)
+    if other and unit.numbers:
+        conflicts += 1
+        claim.reasons.append(
+            "number differs from the evidence sentence: " + ", ".join(f"{n:g}" for n in other)
+        )
+    claim.conflicts = conflicts
+    claim.score = p.base * CONFLICT_FACTOR**conflicts
+
+
+def check_claims(
+    items: Sequence[EvalItem], vectors: TextVectors | None = None
+) -> list[list[Claim] | None]:
+    """Check every claim of every item; ``None`` for items with no evidence.
+
+    Lexical checks run per item; the few claims that need the sentence vectors
+    to pick their evidence sentence are embedded together in one call.
+    """
+    results: list[list[Claim] | None] = []
+    pending: list[_Pending] = []
+    for item in items:
+        ev = _evidence(item)
+        if ev is None:
+            results.append(None)
+            continue
+        claims: list[Claim] = []
+        for text in split_claims(item.output or ""):
+            body = _LEADING_PARTICLE_RE.sub("", text)
+            claim, wait = _check(body, text, ev)
+            claims.append(claim)
+            if wait is not None:
+                pending.append(wait)
+        results.append(claims)
+    if pending:
+        texts = unique([p.body for p in pending] + [u.text for p in pending for u in p.candidates])
+        matrix = (vectors or shared_vectors()).encode(texts)
+        row = {t: i for i, t in enumerate(texts)}
+        for p in pending:
+            sims = matrix[[row[u.text] for u in p.candidates]] @ matrix[row[p.body]]
+            best = int(np.argmax(sims))
+            _anchor(p, p.candidates[best], float(sims[best]))
+    return results
+
+
+def _evidence_kinds(item: EvalItem) -> str:
+    """ "context", "reference" or "context + reference": what the claims were checked against."""
+    kinds = []
+    if any(p and p.strip() for p in item.context):
+        kinds.append("context")
+    if item.reference and item.reference.strip():
+        kinds.append("reference")
+    return " + ".join(kinds)
+
+
+@register
+class FactualityEvaluator(Evaluator):
+    """Share of the response's claims supported by the context and/or reference answer."""
+
+    name = "factuality"
+    version = "1"
+    needs = frozenset({"output"})
+    threshold = 0.6
+
+    def __init__(self, vectors: TextVectors | None = None) -> None:
+        """Use ``vectors`` for the sentence vectors (default: the process-wide cache)."""
+        self._vectors = vectors
+
+    def evaluate(self, batch: Sequence[EvalItem]) -> list[Score]:
+        """Score each item; items without context and reference get ``None`` and the reason."""
+        checked = check_claims(batch, self._vectors)
+        scores = []
+        for item, claims in zip(batch, checked, strict=True):
+            if claims is None:
+                scores.append(self.make_score(item.id, None, METHOD, {"reason": NO_EVIDENCE}))
+                continue
+            if not claims:
+                empty = {"reason": "empty response: no claims to check", "claims": 0}
+                scores.append(self.make_score(item.id, None, METHOD, empty))
+                continue
+            score = float(np.mean([c.score for c in claims]))
+            unsupported = [c for c in claims if c.reasons]
+            details: dict[str, Any] = {
+                "claims": len(claims),
+                "supported_claims": len(claims) - len(unsupported),
+                "evidence": _evidence_kinds(item),
+                "unsupported": [c.as_details() for c in unsupported],
+            }
+            label = "supported" if score >= self.threshold else "unsupported"
+            scores.append(self.make_score(item.id, score, METHOD, details, label))
+        return scores

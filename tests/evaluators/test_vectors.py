@@ -1,0 +1,148 @@
+"""Shared sentence vectors: the ONNX Runtime and torch backends give the same unit vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmvigil.errors import EvaluatorError
+from llmvigil.evaluators import vectors
+from llmvigil.evaluators.vectors import DIMENSIONS, TextVectors, default_model_path
+
+SENTENCES = [
+    "How do I update my billing address?",
+    "Go to Settings, open Billing, and edit the address field, then save.",
+    "The museum's dinosaur wing reopens next spring after renovation.",
+    "x",
+    "Café crème, naïve résumé — accents and dashes.",
+    " ".join(["A long passage that goes past the 256-token window of the model."] * 40),
+]
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(EvaluatorError, match="unknown"):
+        TextVectors(backend="tensorflow")
+
+
+def test_backend_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv(vectors.BACKEND_ENV, "torch")
+    assert TextVectors().requested_backend == "torch"
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(vectors.CACHE_ENV, str(tmp_path))
+    assert vectors.cache_dir() == tmp_path
+    assert vectors._onnx_file(default_model_path()).is_relative_to(tmp_path)
+
+
+def test_missing_model_folder_is_an_evaluator_error(tmp_path):
+    with pytest.raises(EvaluatorError, match="not found"):
+        TextVectors(model_path=tmp_path / "nowhere", backend="torch").encode(["hello"])
+
+
+def test_empty_input_needs_no_model():
+    out = TextVectors(model_path=None).encode([])
+    assert out.shape == (0, DIMENSIONS)
+    assert out.dtype == np.float32
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> TextVectors:
+    return TextVectors(backend="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx_vectors() -> TextVectors:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    return TextVectors(backend="onnx")
+
+
+@pytest.mark.slow
+def test_torch_rows_are_unit_float32(torch_vectors):
+    out = torch_vectors.encode(SENTENCES)
+    assert out.shape == (len(SENTENCES), DIMENSIONS)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert torch_vectors.backend == "torch"
+
+
+@pytest.mark.slow
+def test_onnx_matches_torch(onnx_vectors, torch_vectors):
+    a = torch_vectors.encode(SENTENCES)
+    b = onnx_vectors.encode(SENTENCES)
+    assert onnx_vectors.backend == "onnx"
+    assert float(np.abs(a - b).max()) < 1e-4
+    assert float((a * b).sum(axis=1).min()) > 0.9999
+
+
+@pytest.mark.slow
+def test_onnx_batches_and_single_texts_agree(onnx_vectors):
+    together = onnx_vectors.model.encode(SENTENCES, batch_size=64)
+    alone = np.stack([onnx_vectors.model.encode([s])[0] for s in SENTENCES])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_similar_texts_are_closer_than_unrelated(onnx_vectors):
+    q, good, off = onnx_vectors.encode(SENTENCES[:3])
+    assert float(q @ good) > float(q @ off) + 0.3
+
+
+@pytest.mark.slow
+def test_repeated_texts_are_embedded_once(torch_vectors):
+    calls = []
+    model = torch_vectors.model
+    original = model.encode
+
+    def counting(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    model.encode = counting
+    try:
+        fresh = ["a sentence never seen before 7f3a", "another unseen sentence 7f3a"]
+        first = torch_vectors.encode(fresh + fresh)
+        second = torch_vectors.encode(list(reversed(fresh)))
+    finally:
+        model.encode = original
+    assert calls == [fresh]
+    np.testing.assert_array_equal(first[0], second[1])
+    np.testing.assert_array_equal(first[0], first[2])
+
+
+@pytest.mark.slow
+def test_export_is_written_checked_and_reused(monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv(vectors.CACHE_ENV, str(tmp_path))
+    target = vectors._onnx_file(default_model_path())
+    assert not target.exists()
+    first = TextVectors(backend="onnx")
+    a = first.encode(SENTENCES[:2])
+    assert target.exists() and target.stat().st_size > 10_000_000
+    assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]  # no temporary left
+    mtime = target.stat().st_mtime_ns
+    b = TextVectors(backend="onnx").encode(SENTENCES[:2])
+    assert target.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch):
+    def unavailable(path):
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(vectors, "_load_onnx", unavailable)
+    tv = TextVectors(backend="auto")
+    assert tv.encode(["hello"]).shape == (1, DIMENSIONS)
+    assert tv.backend == "torch"
+
+
+def test_onnx_requested_but_unavailable_is_an_error(monkeypatch):
+    def unavailable(path):
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(vectors, "_load_onnx", unavailable)
+    with pytest.raises(EvaluatorError, match="ONNX embedding backend unavailable"):
+        TextVectors(backend="onnx").encode(["hello"])
