@@ -31,16 +31,20 @@ from llmvigil.errors import (
     LlmvigilError,
     StoreError,
 )
+from llmvigil.evaluators import EvalItem, Evaluator, Score
 from llmvigil.storage import MetricRow, Store, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "EvalItem",
+    "Evaluator",
     "EvaluatorError",
     "IngestError",
     "LlmvigilError",
     "MetricRow",
+    "Score",
     "Settings",
     "Store",
     "StoreError",
