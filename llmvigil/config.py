@@ -113,6 +113,8 @@ class EvaluatorSettings(_Section):
     sampling: dict[str, float] = Field(default_factory=dict)
     detoxify_checkpoint: str | None = None
     detoxify_model_type: str = "original"
+    embeddings_backend: Literal["auto", "onnx", "torch"] = "auto"
+    cache_dir: str | None = None
 
     @field_validator("sampling")
     @classmethod
@@ -284,6 +286,8 @@ batch_size = 256
 interval_s = 60              # `llmvigil evaluate --watch` and `llmvigil up` run them this often
 # sampling = { relevance = 1.0, factuality = 0.25 }
 # detoxify_checkpoint = "/models/toxic_original.ckpt"   # use Detoxify instead of the built-in head
+embeddings_backend = "auto"  # auto: ONNX Runtime when installed (faster, same vectors), else torch
+# cache_dir = "~/.cache/llmvigil"   # where the ONNX export of the embedding model is kept
 
 # An OpenAI-compatible endpoint for the optional LLM judge (ragas); scores are stored beside
 # the offline ones under their own method.

@@ -15,7 +15,9 @@ after the call may see the mutated value recorded.
 
 A decorated call's record holds no object of ours that the garbage collector
 tracks: the spec is an index into :data:`SPECS`, a frame is a tuple of two
-ints, and what :func:`attach` adds waits in a side table. So when the call's own arguments
+ints, an empty ``kwargs`` is stored as None and a stream's items as a tuple
+(CPython never untracks a tuple holding a dict or a list, even an empty
+one), and what :func:`attach` adds waits in a side table. So when the call's own arguments
 and result are plain (strings, numbers), CPython stops tracking the record at
 its first collection, and a burst of queued records does not make every later
 full collection slower.
@@ -268,12 +270,42 @@ def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
             t1 = _clock()
             current.reset(token)
             push(
-                (spec_id, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None)
+                (
+                    spec_id,
+                    n,
+                    parent,
+                    frame,
+                    t0,
+                    t1,
+                    None,
+                    args,
+                    kwargs or None,
+                    None,
+                    exc,
+                    ctx.get(),
+                    None,
+                )
             )
             raise
         t1 = _clock()
         current.reset(token)
-        push((spec_id, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        push(
+            (
+                spec_id,
+                n,
+                parent,
+                frame,
+                t0,
+                t1,
+                None,
+                args,
+                kwargs or None,
+                result,
+                None,
+                ctx.get(),
+                None,
+            )
+        )
         return result
 
     return wrapper
@@ -295,12 +327,42 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
             t1 = _clock()
             current.reset(token)
             push(
-                (spec_id, n, parent, frame, t0, t1, None, args, kwargs, None, exc, ctx.get(), None)
+                (
+                    spec_id,
+                    n,
+                    parent,
+                    frame,
+                    t0,
+                    t1,
+                    None,
+                    args,
+                    kwargs or None,
+                    None,
+                    exc,
+                    ctx.get(),
+                    None,
+                )
             )
             raise
         t1 = _clock()
         current.reset(token)
-        push((spec_id, n, parent, frame, t0, t1, None, args, kwargs, result, None, ctx.get(), None))
+        push(
+            (
+                spec_id,
+                n,
+                parent,
+                frame,
+                t0,
+                t1,
+                None,
+                args,
+                kwargs or None,
+                result,
+                None,
+                ctx.get(),
+                None,
+            )
+        )
         return result
 
     return wrapper
@@ -358,8 +420,8 @@ def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
             raise
         finally:
             push(
-                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs, result, error,
-                 context_values, items)
+                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs or None, result,
+                 error, context_values, tuple(items))
             )  # fmt: skip
 
     return wrapper
@@ -415,8 +477,8 @@ def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., A
             raise
         finally:
             push(
-                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs, None, error,
-                 context_values, items)
+                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs or None, None,
+                 error, context_values, tuple(items))
             )  # fmt: skip
 
     return wrapper

@@ -5,6 +5,7 @@ from __future__ import annotations
 from llmvigil.config import Settings
 from llmvigil.evaluators.base import Evaluator
 from llmvigil.evaluators.runner import Runner, build_evaluators
+from llmvigil.evaluators.vectors import configure_shared_vectors
 
 TOXICITY_EVALUATORS = ("toxicity", "prompt_toxicity")
 
@@ -12,6 +13,7 @@ TOXICITY_EVALUATORS = ("toxicity", "prompt_toxicity")
 def evaluators_from_settings(settings: Settings, with_judge: bool = True) -> list[Evaluator]:
     """``[evaluators] enabled`` as instances, plus the LLM judge's when ``[judge]`` is set."""
     config = settings.evaluators
+    configure_shared_vectors(config.embeddings_backend, config.cache_dir)
     options = {}
     if config.detoxify_checkpoint:
         detoxify = {

