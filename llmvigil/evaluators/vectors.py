@@ -29,6 +29,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -169,6 +171,34 @@ class _OnnxEncoder:
         return out
 
 
+def _export_in_child(model_path: Path, target: Path) -> None:
+    """Run :func:`_export_onnx` in a child process.
+
+    The export imports torch and onnx, which a process that only encodes
+    never needs again: doing it in a child keeps them (and their memory) out
+    of long-running processes, and keeps onnx's native bindings from sharing
+    this process's shutdown with DuckDB's (the two report each other's live
+    objects as leaks at exit).
+    """
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmvigil.evaluators.vectors",
+            "export",
+            str(model_path),
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, CACHE_ENV: str(cache_dir())},
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise EvaluatorError(f"ONNX export failed: {' / '.join(tail)}")
+
+
 def _export_onnx(model_path: Path, target: Path) -> None:
     """Export ``model_path`` to ``target`` as fp32 ONNX, check it against torch, then keep it.
 
@@ -253,7 +283,7 @@ def _export_onnx(model_path: Path, target: Path) -> None:
 def _load_onnx(model_path: Path) -> _OnnxEncoder:
     target = _onnx_file(model_path)
     if not target.exists():
-        _export_onnx(model_path, target)
+        _export_in_child(model_path, target)
     return _OnnxEncoder(target, model_path)
 
 
@@ -398,3 +428,10 @@ def shared_vectors() -> TextVectors:
             if _shared is None:
                 _shared = TextVectors()
     return _shared
+
+
+if __name__ == "__main__":  # the child of _export_in_child
+    if len(sys.argv) == 4 and sys.argv[1] == "export":
+        _export_onnx(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m llmvigil.evaluators.vectors export MODEL_DIR TARGET_FILE")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,14 @@ SENTENCES = [
     "Café crème, naïve résumé — accents and dashes.",
     " ".join(["A long passage that goes past the 256-token window of the model."] * 40),
 ]
+
+
+def needs_onnx() -> None:
+    """Skip without ONNX Runtime and onnx; found without importing them (onnx's native
+    bindings would otherwise share this process's shutdown with DuckDB's)."""
+    for name in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed")
 
 
 def test_unknown_backend_is_refused():
@@ -53,8 +63,7 @@ def torch_vectors() -> TextVectors:
 
 @pytest.fixture(scope="module")
 def onnx_vectors() -> TextVectors:
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    needs_onnx()
     return TextVectors(backend="onnx")
 
 
@@ -113,8 +122,7 @@ def test_repeated_texts_are_embedded_once(torch_vectors):
 
 @pytest.mark.slow
 def test_export_is_written_checked_and_reused(monkeypatch, tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    needs_onnx()
     monkeypatch.setenv(vectors.CACHE_ENV, str(tmp_path))
     target = vectors._onnx_file(default_model_path())
     assert not target.exists()
