@@ -57,8 +57,10 @@ import re
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
+
+from tests.local_http import LocalHTTPServer
 
 Mode = Literal["ok", "error", "hang", "malformed"]
 
@@ -193,7 +195,7 @@ def prompt_input(prompt: str) -> dict[str, Any]:
     return json.loads(tail[start:end])
 
 
-class JudgeServer:
+class JudgeServer(LocalHTTPServer):
     """The fake judge on ``127.0.0.1`` and a free port; see the module docstring.
 
     ``requests`` lists what was received (path, headers, JSON body, the client
@@ -208,48 +210,16 @@ class JudgeServer:
         self._released = threading.Event()
         self._counter = 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the judge server is not started")
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """The ``base_url`` to give an OpenAI client (or ``[judge] base_url``)."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        super().__init__()
 
     def start(self) -> JudgeServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.daemon_threads = True
-        httpd.judge = self  # type: ignore[attr-defined]
-        self._httpd = httpd
         self._released.clear()
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Release hanging requests, stop serving and free the port."""
         self._released.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> JudgeServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().stop()
 
     def reset(self) -> None:
         """Answer normally again, release hanging requests and forget the requests received."""
@@ -283,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        judge: JudgeServer = self.server.judge
+        judge: JudgeServer = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -394,3 +364,6 @@ def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
 
 def _error(message: str, type: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": None, "code": None}}
+
+
+JudgeServer.handler = _Handler

@@ -21,13 +21,15 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.local_http import LocalHTTPServer
 
 DEFAULT_REPLY = "The capital of France is Paris, a city on the Seine."
 
 
-class ChatServer:
+class ChatServer(LocalHTTPServer):
     """An OpenAI-compatible chat-completions endpoint on ``127.0.0.1`` and a free port.
 
     ``reply`` is the assistant's answer (streamed word by word, ``chunk_delay``
@@ -63,50 +65,7 @@ class ChatServer:
         self.stream_error_after: int | None = None
         self._counter = 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (after :meth:`start`)."""
-        if self._httpd is None:
-            raise RuntimeError("the chat server is not started")
-        return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """The ``base_url`` to give an OpenAI client."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> ChatServer:
-        """Listen on a free port and serve from a background thread."""
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.daemon_threads = True
-        httpd.chat = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ChatServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__()
 
     # -- behaviour ------------------------------------------------------------------
 
@@ -157,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        chat: ChatServer = self.server.chat
+        chat: ChatServer = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -309,3 +268,6 @@ def split_words(text: str) -> list[str]:
 
 def _error_body(message: str, type: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": None, "code": code}}
+
+
+ChatServer.handler = _Handler
