@@ -63,6 +63,16 @@ def test_duplicates_inside_one_batch_are_stored_once(store: Store) -> None:
     assert store.count_spans() == 1
 
 
+def test_an_id_reused_at_another_time_keeps_the_stored_span(store: Store) -> None:
+    first = make_span(0, output_text="original")
+    store.append_spans([first])
+    reused = make_span(500, span_id=first["span_id"], output_text="impostor")
+    assert store.append_spans([reused, make_span(501)]) == 1
+    (kept,) = store.spans(trace_id=first["trace_id"])
+    assert kept["output_text"] == "original"
+    assert store.count_spans() == 2
+
+
 def test_append_takes_arrow_tables(store: Store) -> None:
     rows = [make_span(i) for i in range(5)]
     for row in rows:

@@ -1,0 +1,800 @@
+"""Evaluator quality (ROC AUC on the dev datasets) and throughput (spans/s of the default suite).
+
+Quality: every built-in evaluator on the lines of ``eval_dev.jsonl`` labelled
+for it, factuality on ``halueval_qa_dev.jsonl`` and its length-matched subset,
+toxicity on ``toxigen_dev.jsonl``. The shipped toxicity head was trained on
+toxigen_dev and on eval_dev's toxicity lines, so its AUC there is in-sample;
+the honest figures come from heads trained by ``scripts/train_toxicity_head.py``'s
+own code (imported, not copied) without the lines they score: leave one of the
+twelve ToxiGen groups out at a time, and eval_dev scored by a head trained on
+ToxiGen alone. Those heads are written to temporary weights files and scored
+through the real :class:`ToxicityEvaluator`, so only the weights differ from
+the shipped evaluator.
+
+Throughput: ``--spans`` demo spans (``llmvigil.demo.run_demo``, through the
+real decorator, spool and ingest, into a temporary DuckDB file) scored by a
+:class:`Runner` with every registered built-in evaluator, the default batch
+size and the default span kinds (llm and chain spans; retrieval spans are not
+answers), in a fresh Python process: imports, model load and the run are timed
+separately, and the peak RSS is read from ``getrusage``. The demo repeats six
+questions, so nearly every text is in the embedding cache after the first
+batch; the same spans are measured a second time with each request's question
+and answer made distinct (an order number written into them), which is the
+cost of real traffic where texts rarely repeat.
+
+Usage::
+
+    python benchmarks/bench_evaluators.py [--spans 10000] [--batch-size N] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Evaluators"
+TRAINER_PATH = ROOT / "scripts" / "train_toxicity_head.py"
+
+#: ROC AUC targets on eval_dev, by evaluator.
+EVAL_DEV_TARGETS = {
+    "relevance": 0.95,
+    "completeness": 0.90,
+    "brevity": 0.95,
+    "toxicity": 0.95,
+    "factuality": 0.90,
+}
+HALUEVAL_TARGET = 0.95
+HALUEVAL_MATCHED_TARGET = 0.90
+TOXIGEN_HELD_OUT_TARGET = 0.93
+SPANS_PER_S_TARGET = 200.0
+
+#: Scores one item with every evaluator before timing, so each model is loaded.
+WARMUP = {
+    "input": "What time does the store open on Sundays?",
+    "output": "On Sundays the store opens at 10 am.",
+    "context": ["The store opens at 10 am on Sundays and at 9 am on other days."],
+}
+
+
+# -- quality -------------------------------------------------------------------------------
+
+
+def load_trainer() -> ModuleType:
+    """``scripts/train_toxicity_head.py`` as a module (its ``main`` is not run)."""
+    spec = importlib.util.spec_from_file_location("train_toxicity_head", TRAINER_PATH)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import {TRAINER_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def embedding_backend() -> str:
+    """The runtime of the shared sentence vectors in this process: ``onnx`` or ``torch``."""
+    from llmvigil.evaluators.vectors import shared_vectors
+
+    return str(getattr(shared_vectors(), "backend", "torch"))
+
+
+def row(
+    file: str,
+    evaluator: str,
+    lines: int,
+    scored: int,
+    auc: float,
+    target: float | None,
+    note: str = "",
+) -> dict[str, Any]:
+    return {
+        "file": file,
+        "evaluator": evaluator,
+        "lines": lines,
+        "scored": scored,
+        "roc_auc": auc,
+        "target": target,
+        "note": note,
+    }
+
+
+def score_texts_with_head(items: list, coef: Any, intercept: float, gate: float, tmp: Path) -> list:
+    """Scores of ``items`` by the real toxicity evaluator with another head's weights."""
+    from llmvigil.evaluators.toxicity import WEIGHTS_FORMAT, ToxicityEvaluator, ToxicityModel
+
+    path = tmp / f"head-{len(list(tmp.iterdir()))}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": WEIGHTS_FORMAT,
+                "version": "held-out",
+                "combination": {"profanity_gate": gate},
+                "intercept": float(intercept),
+                "coef": [float(v) for v in coef],
+            }
+        ),
+        encoding="utf-8",
+    )
+    evaluator = ToxicityEvaluator(model=ToxicityModel(weights_path=path))
+    scores: list[float | None] = []
+    for start in range(0, len(items), 64):
+        scores += [s.score for s in evaluator.evaluate(items[start : start + 64])]
+    return scores
+
+
+def toxicity_held_out() -> dict[str, Any]:
+    """Toxicity ROC AUC on lines the head never saw, with the training script's own code.
+
+    ToxiGen: leave one group out (train on the eleven others plus eval_dev's
+    toxicity lines, as the training script does), score the held-out group;
+    mean and minimum over the groups and the AUC of all held-out scores pooled.
+    eval_dev: a head trained on ToxiGen alone.
+    """
+    import numpy as np
+
+    from benchmarks._eval_data import labelled, load_rows, roc_auc
+    from llmvigil.evaluators.toxicity import ToxicityHead
+    from llmvigil.evaluators.vectors import shared_vectors
+
+    trainer = load_trainer()
+    gate = ToxicityHead.load().profanity_gate
+    toxigen = load_rows("toxigen_dev.jsonl")
+    evald = [r for r in load_rows("eval_dev.jsonl") if "toxicity" in r.get("labels", {})]
+    items_t, labels_t = labelled(toxigen, "toxicity")
+    items_e, labels_e = labelled(evald, "toxicity")
+    vectors = shared_vectors()
+    xt = vectors.encode([r["output"] for r in toxigen]).astype(np.float64)
+    xe = vectors.encode([r["output"] for r in evald]).astype(np.float64)
+    yt, ye = np.array(labels_t), np.array(labels_e)
+    gt = np.array([r["group"] for r in toxigen])
+    ge = np.array([trainer.EVAL_GROUP] * len(ye))
+    groups = sorted(set(gt))
+
+    per_group: list[dict[str, Any]] = []
+    pooled: list[float | None] = [None] * len(yt)
+    with tempfile.TemporaryDirectory(prefix="llmvigil-heads-") as name:
+        tmp = Path(name)
+        for g in groups:
+            held = gt == g
+            w, b, _ = trainer.fit_calibrated(
+                np.vstack([xt[~held], xe]), np.r_[yt[~held], ye], np.r_[gt[~held], ge]
+            )
+            idx = np.flatnonzero(held)
+            scores = score_texts_with_head([items_t[i] for i in idx], w, b, gate, tmp)
+            for i, s in zip(idx, scores, strict=True):
+                pooled[i] = s
+            per_group.append(
+                {
+                    "group": g,
+                    "lines": int(held.sum()),
+                    "toxic": int(yt[held].sum()),
+                    "roc_auc": roc_auc(yt[held].tolist(), scores),
+                }
+            )
+        w, b, _ = trainer.fit_calibrated(xt, yt, gt)
+        unseen = score_texts_with_head(items_e, w, b, gate, tmp)
+    aucs = [g["roc_auc"] for g in per_group]
+    return {
+        "groups": per_group,
+        "mean": float(np.mean(aucs)),
+        "min": float(np.min(aucs)),
+        "min_group": per_group[int(np.argmin(aucs))]["group"],
+        "pooled": roc_auc(labels_t, pooled),
+        "toxigen_lines": len(yt),
+        "eval_dev_unseen": roc_auc(labels_e, unseen),
+        "eval_dev_lines": len(ye),
+        "eval_dev_scored": sum(s is not None for s in unseen),
+        "gate": gate,
+    }
+
+
+def quality() -> dict[str, Any]:
+    """ROC AUC rows for every (file, evaluator) pair, in-sample and held-out."""
+    from benchmarks._eval_data import evaluate_file, load_rows
+    from llmvigil.evaluators.registry import available
+
+    started = time.perf_counter()
+    classes = available()
+    rows: list[dict[str, Any]] = []
+
+    eval_rows = load_rows("eval_dev.jsonl")
+    present = {k for r in eval_rows for k in r.get("labels", {})}
+    held = toxicity_held_out()
+    for name in [*EVAL_DEV_TARGETS, *sorted(present - set(EVAL_DEV_TARGETS))]:
+        if name not in present or name not in classes:
+            continue
+        r = evaluate_file(classes[name](), "eval_dev.jsonl", name)
+        if name == "toxicity":
+            rows.append(
+                row(
+                    "eval_dev",
+                    "toxicity, shipped head (in-sample)",
+                    r["items"],
+                    r["scored"],
+                    r["roc_auc"],
+                    None,
+                    "in-sample: the head was trained on these lines",
+                )
+            )
+            rows.append(
+                row(
+                    "eval_dev",
+                    "toxicity, head trained on toxigen_dev only (unseen)",
+                    held["eval_dev_lines"],
+                    held["eval_dev_scored"],
+                    held["eval_dev_unseen"],
+                    EVAL_DEV_TARGETS["toxicity"],
+                )
+            )
+        else:
+            rows.append(
+                row(
+                    "eval_dev",
+                    name,
+                    r["items"],
+                    r["scored"],
+                    r["roc_auc"],
+                    EVAL_DEV_TARGETS.get(name),
+                )
+            )
+
+    r = evaluate_file(classes["factuality"](), "halueval_qa_dev.jsonl", "factuality")
+    rows.append(
+        row("halueval_qa_dev", "factuality", r["items"], r["scored"], r["roc_auc"], HALUEVAL_TARGET)
+    )
+    rows.append(
+        row(
+            "halueval_qa_dev, length-matched subset",
+            "factuality",
+            r["length_matched_items"],
+            r["length_matched_items"],
+            r["length_matched_roc_auc"],
+            HALUEVAL_MATCHED_TARGET,
+            "pairs whose lengths differ by at most one word",
+        )
+    )
+
+    r = evaluate_file(classes["toxicity"](), "toxigen_dev.jsonl", "toxicity")
+    rows.append(
+        row(
+            "toxigen_dev",
+            "toxicity, shipped head (in-sample)",
+            r["items"],
+            r["scored"],
+            r["roc_auc"],
+            None,
+            "in-sample: the head was trained on these lines",
+        )
+    )
+    n = held["toxigen_lines"]
+    groups = len(held["groups"])
+    rows.append(
+        row(
+            "toxigen_dev",
+            f"toxicity, leave-one-group-out: mean of {groups} groups",
+            n,
+            n,
+            held["mean"],
+            TOXIGEN_HELD_OUT_TARGET,
+        )
+    )
+    rows.append(
+        row(
+            "toxigen_dev",
+            "toxicity, leave-one-group-out: held-out scores pooled",
+            n,
+            n,
+            held["pooled"],
+            TOXIGEN_HELD_OUT_TARGET,
+        )
+    )
+    rows.append(
+        row(
+            "toxigen_dev",
+            f"toxicity, leave-one-group-out: worst group ({held['min_group']})",
+            next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"]),
+            next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"]),
+            held["min"],
+            None,
+        )
+    )
+    return {
+        "rows": rows,
+        "held_out": held,
+        "backend": embedding_backend(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# -- throughput ----------------------------------------------------------------------------
+
+
+def builtin_names() -> list[str]:
+    """Names of the registered built-in evaluators (plug-ins left out), in registry order."""
+    from llmvigil.evaluators.registry import BUILTIN_MODULES, available
+
+    return [n for n, cls in available().items() if cls.__module__ in BUILTIN_MODULES]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (``ru_maxrss`` is in KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(db: str, spans: int, batch_size: int | None) -> None:
+    """Run in a fresh process: import, load every model, then score ``spans`` spans of ``db``."""
+    t0 = time.perf_counter()
+    from llmvigil.config import EvaluatorSettings
+    from llmvigil.evaluators.base import EvalItem
+    from llmvigil.evaluators.runner import Runner, build_evaluators
+    from llmvigil.storage import Store
+
+    names = builtin_names()  # imports the evaluator modules
+    t_import = time.perf_counter()
+
+    from llmvigil.evaluators import vectors as vectors_module
+
+    onnx_cached = None
+    onnx_file = getattr(vectors_module, "_onnx_file", None)
+    if onnx_file is not None:
+        try:
+            onnx_cached = onnx_file(vectors_module.default_model_path()).exists()
+        except Exception:
+            onnx_cached = None
+    evaluators = build_evaluators(names)
+    warm = EvalItem("warm-up", WARMUP["input"], WARMUP["output"], tuple(WARMUP["context"]), None)
+    for evaluator in evaluators:
+        evaluator.evaluate([warm])
+    backend = str(getattr(vectors_module.shared_vectors(), "backend", "torch"))
+    t_load = time.perf_counter()
+    rss_load = peak_rss_mb()
+
+    store = Store(f"duckdb:///{db}")
+    settings = EvaluatorSettings()
+    options: dict[str, Any] = {"kinds": settings.kinds}
+    if batch_size:
+        options["batch_size"] = batch_size
+    runner = Runner(evaluators, **options)
+    todo = store.count_spans_missing_evaluations(runner.wanted, kinds=runner.kinds)
+    t_open = time.perf_counter()
+
+    marks: list[tuple[float, int]] = []
+
+    def on_batch(n: int) -> None:
+        marks.append((time.perf_counter(), n))
+
+    cpu_open = cpu_seconds()
+    report = runner.run(store, max_spans=spans, on_batch=on_batch)
+    t_run = time.perf_counter()
+    cpu_run = cpu_seconds() - cpu_open
+    store.close()
+    rates, previous = [], t_open
+    for moment, n in marks:
+        rates.append(n / (moment - previous) if moment > previous else math.inf)
+        previous = moment
+    steady = sorted(rates[1:]) or rates
+    result = {
+        "evaluators": names,
+        "batch_size": runner.batch_size,
+        "kinds": list(runner.kinds or []),
+        "todo": todo,
+        "spans": report.spans,
+        "batches": report.batches,
+        "scored": dict(report.scored),
+        "skipped": dict(report.skipped),
+        "failed": dict(report.failed),
+        "import_s": t_import - t0,
+        "load_s": t_load - t_import,
+        "open_s": t_open - t_load,
+        "run_s": t_run - t_open,
+        "run_cpu_s": cpu_run,
+        "in_process_s": t_run - t0,
+        "spans_per_s": report.spans / (t_run - t_open) if t_run > t_open else math.nan,
+        "median_batch_spans_per_s": steady[len(steady) // 2] if steady else math.nan,
+        "backend": backend,
+        "onnx_export_cached": onnx_cached,
+        "rss_after_load_mb": rss_load,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def make_demo_store(folder: Path, spans: int) -> dict[str, Any]:
+    """A DuckDB store of demo spans holding at least ``spans`` llm and chain spans."""
+    from llmvigil.demo import run_demo
+    from llmvigil.storage import Store
+
+    calls = math.ceil(spans / 2)  # each request: a chain, an llm and a retrieval span
+    db = folder / "demo.duckdb"
+    started = time.perf_counter()
+    with Store(f"duckdb:///{db}") as store:
+        result = run_demo(store, folder / "spool", calls=calls)
+    seconds = time.perf_counter() - started
+    return {
+        "db": db,
+        "calls": calls,
+        "rows": result.report.inserted,
+        "kinds": dict(
+            query_db(db, "SELECT kind, count(*) FROM spans GROUP BY kind ORDER BY 2 DESC")
+        ),
+        "seconds": seconds,
+    }
+
+
+def query_db(db: Path, sql: str) -> list[tuple]:
+    """Rows of a read-only query on a DuckDB file no other process holds."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+DISTINCT_TEXTS = (
+    "SELECT count(DISTINCT input_text), count(DISTINCT output_text) FROM spans "
+    "WHERE kind IN ('llm', 'chain')"
+)
+
+
+def make_distinct(source: Path, target: Path) -> dict[str, int]:
+    """Copy ``source`` and write a per-request order number into each question and answer.
+
+    The llm and chain spans of one request keep the same texts, as in real
+    traffic; the retrieved passages (a knowledge base) still repeat.
+    """
+    import duckdb
+
+    shutil.copyfile(source, target)
+    con = duckdb.connect(str(target))
+    try:
+        con.execute(
+            r"""
+            UPDATE spans SET
+                input_text = regexp_replace(spans.input_text, '\?\s*$',
+                                            ' (order ' || r.n || ')?'),
+                output_text = regexp_replace(spans.output_text, '^([^.!?;]*)',
+                                             '\1 (order ' || r.n || ')')
+            FROM (SELECT trace_id, 10000 + row_number() OVER (ORDER BY trace_id) AS n
+                  FROM (SELECT DISTINCT trace_id FROM spans)) AS r
+            WHERE spans.trace_id = r.trace_id AND spans.kind IN ('llm', 'chain')
+            """
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return distinct_texts(target)
+
+
+def distinct_texts(db: Path) -> dict[str, int]:
+    """Distinct questions and answers among the spans the runner scores."""
+    ((inputs, outputs),) = query_db(db, DISTINCT_TEXTS)
+    return {"inputs": int(inputs), "outputs": int(outputs)}
+
+
+def run_child(db: Path, spans: int, batch_size: int | None) -> dict[str, Any]:
+    """Score ``db`` in a fresh interpreter; its timings plus the wall time from spawn."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(db)]
+    command += ["--spans", str(spans)]
+    if batch_size:
+        command += ["--batch-size", str(batch_size)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    wall = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise RuntimeError(f"throughput run failed (exit code {done.returncode})")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    result["wall_s"] = wall
+    result["cold_spans_per_s"] = result["spans"] / wall
+    return result
+
+
+def throughput(spans: int, batch_size: int | None) -> dict[str, Any]:
+    """Demo spans, then two cold runner processes: the demo texts as they are, and distinct."""
+    folder = Path(tempfile.mkdtemp(prefix="llmvigil-bench-eval-"))
+    try:
+        demo = make_demo_store(folder, spans)
+        distinct_db = folder / "distinct.duckdb"  # copied before any run writes scores
+        variants = [
+            ("demo spans as generated", demo["db"], distinct_texts(demo["db"])),
+            (
+                "each request's question and answer distinct",
+                distinct_db,
+                make_distinct(demo["db"], distinct_db),
+            ),
+        ]
+        runs = []
+        for variant, db, texts in variants:
+            runs.append({"variant": variant, "texts": texts, **run_child(db, spans, batch_size)})
+        return {"demo": {k: v for k, v in demo.items() if k != "db"}, "runs": runs}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- reporting -----------------------------------------------------------------------------
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine() -> str:
+    """CPU model, cores, Python and library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    libraries = []
+    for package in (
+        "llmvigil",
+        "numpy",
+        "scikit-learn",
+        "onnxruntime",
+        "torch",
+        "sentence-transformers",
+        "alt-profanity-check",
+        "duckdb",
+    ):
+        with contextlib.suppress(PackageNotFoundError):
+            libraries.append(f"{package} {version(package)}")
+    return (
+        f"{cpu}, {usable} cores usable ({os.cpu_count()} online), "
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
+        + ", ".join(libraries)
+    )
+
+
+def verdict(value: float, target: float | None) -> str:
+    if target is None:
+        return "—"
+    if value is None or math.isnan(value):
+        return "MISSED (no value)"
+    return "met" if value >= target else "MISSED"
+
+
+def quality_markdown(q: dict[str, Any]) -> list[str]:
+    lines = [
+        "| File | Evaluator | Lines | Scored | ROC AUC | Target | Status |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in q["rows"]:
+        target = f">= {r['target']:.2f}" if r["target"] is not None else "—"
+        status = verdict(r["roc_auc"], r["target"])
+        if r["target"] is None and "in-sample" in r["evaluator"]:
+            status = "in-sample, not judged"
+        elif r["target"] is None:
+            status = "for information"
+        lines.append(
+            f"| {r['file']} | {r['evaluator']} | {r['lines']} | {r['scored']} "
+            f"| **{r['roc_auc']:.3f}** | {target} | {status} |"
+        )
+    held = q["held_out"]
+    lines += [
+        "",
+        "Toxicity, leave-one-group-out on toxigen_dev, by held-out group (head trained on the "
+        f"other {len(held['groups']) - 1} groups plus eval_dev's toxicity lines; profanity-check "
+        f"gate {held['gate']:g} as shipped):",
+        "",
+        "| Held-out group | Lines | Toxic | ROC AUC |",
+        "|---|---:|---:|---:|",
+    ]
+    for g in held["groups"]:
+        lines.append(f"| {g['group']} | {g['lines']} | {g['toxic']} | {g['roc_auc']:.3f} |")
+    return lines
+
+
+def throughput_markdown(t: dict[str, Any]) -> list[str]:
+    lines = [
+        "| Spans | Distinct questions / answers | Imports s | Model load s | Store open s "
+        "| Run s | Run CPU s | Steady-state spans/s | Median batch spans/s "
+        "| From process start spans/s | Peak RSS MB (after load) | Target | Status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in t["runs"]:
+        lines.append(
+            f"| {r['variant']} | {r['texts']['inputs']:,} / {r['texts']['outputs']:,} "
+            f"| {r['import_s']:.1f} | {r['load_s']:.1f} | {r['open_s']:.2f} | {r['run_s']:.1f} "
+            f"| {r['run_cpu_s']:.1f} "
+            f"| **{r['spans_per_s']:,.0f}** | {r['median_batch_spans_per_s']:,.0f} "
+            f"| {r['cold_spans_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} "
+            f"({r['rss_after_load_mb']:,.0f}) | >= {SPANS_PER_S_TARGET:.0f} "
+            f"| {verdict(r['spans_per_s'], SPANS_PER_S_TARGET)} |"
+        )
+    first = t["runs"][0]
+    demo = t["demo"]
+    kinds = ", ".join(f"{k} {v:,}" for k, v in demo["kinds"].items() if v is not None)
+    scored = ", ".join(f"{k} {v:,}" for k, v in first["scored"].items())
+    skipped = ", ".join(f"{k} {v:,}" for k, v in first["skipped"].items() if v)
+    failed = ", ".join(f"{k} {v:,}" for k, v in first["failed"].items() if v)
+    cached = first.get("onnx_export_cached")
+    lines += [
+        "",
+        f"- Spans: {first['spans']:,} llm and chain spans from `run_demo` ({demo['calls']:,} "
+        f"requests, {demo['rows']:,} spans in all: {kinds}; generated in "
+        f"{demo['seconds']:.1f} s), scored by a `Runner` with every built-in evaluator "
+        f"({', '.join(first['evaluators'])}), batch size {first['batch_size']} (default), "
+        f"kinds {', '.join(first['kinds'])}, in {first['batches']} batches.",
+        f"- Scores written (first run): {scored}"
+        + (f"; skipped: {skipped}" if skipped else "")
+        + (f"; failed: {failed}" if failed else "")
+        + ". Demo spans that end in an upstream error have no answer, so the evaluators "
+        "that need one skip them; factuality also leaves the llm spans unscored, as they carry "
+        "no retrieved context (their chain span does) and no reference.",
+        f"- Embedding backend: **{first['backend']}**"
+        + (
+            " (ONNX export already in the user cache)"
+            if cached
+            else " (ONNX export made during the model load)"
+            if cached is False and first["backend"] == "onnx"
+            else ""
+        )
+        + ".",
+        "- Each run is a fresh Python process: imports (llmvigil, the evaluator modules and "
+        "what they import), model load (each evaluator scores one warm-up item, which loads "
+        "the embedding model, the toxicity head and profanity-check), store open (and a count "
+        "of the spans owed), then `Runner.run`. Steady-state spans/s = spans / run time; "
+        "median batch leaves out the first batch; 'from process start' divides by the whole "
+        "wall time from spawning the interpreter to its exit.",
+        "- Run CPU s: user + system CPU time of the runner process during the run, all its "
+        "threads (ONNX Runtime uses both cores); other work on the machine slows the wall "
+        "time, much less the CPU time.",
+        "- Peak RSS: `resource.getrusage(RUSAGE_SELF).ru_maxrss` of the runner process at "
+        "its end (and right after the model load).",
+        "- The demo assistant repeats six questions, so after the first batch nearly every "
+        "text is in the process's embedding cache and the run measures the evaluators' own "
+        "Python, numpy and the store. The second run writes a per-request order number into "
+        "each question and answer (the llm and chain span of a request still share them, "
+        "the retrieved passages still repeat), so every request is embedded anew: closer to "
+        "real traffic.",
+    ]
+    return lines
+
+
+def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, load: tuple) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine()}.",
+    ]
+    if None not in load:
+        lines[-1] += f" 1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
+    targets: list[str] = []
+    if q is not None:
+        lines += [
+            "",
+            "### Quality: ROC AUC on the dev datasets",
+            "",
+            "Each evaluator on the lines of each file labelled for it (`benchmarks/_eval_data.py`:"
+            " same loaders, length-matched subset and ROC AUC as the tests), embedding backend "
+            f"**{q['backend']}**, {q['seconds']:.0f} s in all.",
+            "",
+            "**In-sample vs held-out.** The shipped toxicity head "
+            "(`llmvigil/evaluators/weights/toxicity_head.json`) was trained on all of "
+            "toxigen_dev and on eval_dev's toxicity lines, so its AUC on those lines is "
+            "in-sample and says little about new text; it is shown but not judged. The "
+            "toxicity targets are judged on heads trained by `scripts/train_toxicity_head.py`'s "
+            "own code without the lines they score, then run through the real "
+            "`ToxicityEvaluator` (same embeddings and profanity-check gate, only the weights "
+            "differ): on toxigen_dev, leave one of its groups out at a time; on eval_dev, a "
+            "head trained on toxigen_dev alone. The other evaluators have no trained weights; "
+            "their rules were developed while looking at these files, so the held-out sets "
+            "the datasets README mentions remain the real test.",
+            "",
+            *quality_markdown(q),
+        ]
+        for r in q["rows"]:
+            if r["target"] is not None:
+                targets.append(
+                    f"{r['file']} {r['evaluator']}: {r['roc_auc']:.3f} "
+                    f"(>= {r['target']:.2f}) {verdict(r['roc_auc'], r['target'])}"
+                )
+    if t is not None:
+        lines += ["", "### Throughput: the default suite over demo spans", ""]
+        lines += throughput_markdown(t)
+        for r in t["runs"]:
+            targets.append(
+                f"throughput, {r['variant']}: {r['spans_per_s']:,.0f} spans/s "
+                f"(>= {SPANS_PER_S_TARGET:.0f}) {verdict(r['spans_per_s'], SPANS_PER_S_TARGET)}"
+            )
+    if targets:
+        lines += ["", "### Targets", ""] + [f"- {line}" for line in targets]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace the section starting at ``heading`` in ``path`` (or append it); keep the rest."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        before = "\n".join(lines[:start]).rstrip("\n")
+        after = "\n".join(lines[end:]).strip("\n")
+        new = (before + "\n\n" if before else "") + body.rstrip("\n") + "\n"
+        if after:
+            new += "\n" + after + "\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(new, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--spans", type=int, default=10_000, help="scored spans to time")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="runner batch size (default: Runner's)"
+    )
+    parser.add_argument("--write", action="store_true", help=f"replace '{SECTION}' in RESULTS.md")
+    parser.add_argument("--skip-quality", action="store_true", help="throughput only")
+    parser.add_argument("--skip-throughput", action="store_true", help="quality only")
+    parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.spans, args.batch_size)
+        return 0
+    if args.write and (args.skip_quality or args.skip_throughput):
+        parser.error("--write needs the whole benchmark (no --skip-*)")
+    command = f"python benchmarks/bench_evaluators.py --spans {args.spans}"
+    if args.batch_size:
+        command += f" --batch-size {args.batch_size}"
+    load_start = load_average()
+    t = None if args.skip_throughput else throughput(args.spans, args.batch_size)
+    q = None if args.skip_quality else quality()
+    text = section(q, t, command, (load_start, load_average()))
+    print(text)
+    if args.write:
+        write_section(RESULTS, SECTION, text)
+        print(f"updated {RESULTS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
