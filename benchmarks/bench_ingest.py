@@ -528,7 +528,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "| Path | Appends s | Close (checkpoint) s | Spans/s | File MB |",
         "|---|---:|---:|---:|---:|",
-        f"| `Store.append_spans` (key on span_id; anti-join over the batch time range, INSERT OR IGNORE fallback) | {s['append']:.2f} "
+        "| `Store.append_spans` (key on span_id; anti-join over the batch's time range, "
+        f"INSERT OR IGNORE fallback) | {s['append']:.2f} "
         f"| {s['close']:.2f} | **{store_rate:,.0f}** | {result['store_mb']:.0f} |",
         f"| raw DuckDB `INSERT INTO t SELECT * FROM arrow` (no key) | {r['append']:.2f} "
         f"| {r['close']:.2f} | **{raw_rate:,.0f}** | {result['raw_mb']:.0f} |",
