@@ -12,8 +12,8 @@ Example::
     >>> q = analyse_question("How long is the warranty and what does it cover?")
     >>> q.kind, [p.text for p in q.parts]
     ('quantity', ['How long is the warranty?', 'what does it cover?'])
-    >>> sorted(answer_forms("Go to Settings and click Billing."))
-    ['instructions']
+    >>> "instructions" in answer_forms("Go to Settings and click Billing.")
+    True
 """
 
 from __future__ import annotations

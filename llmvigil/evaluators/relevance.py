@@ -50,6 +50,7 @@ FOCUS_WEIGHT = 0.5
 #: text sits near 0 on all-MiniLM-L6-v2, direct answers above 0.6.
 MIDPOINT = 0.40
 SCALE = 0.08
+#: How far the midpoint moves down when the response has the expected form.
 FORM_SHIFT = 0.15
 #: Share of the score kept by a response that only restates the question.
 ECHO_FACTOR = 0.4
