@@ -22,6 +22,9 @@ PHONE = re.compile(
 
 _DIGIT = re.compile(r"\d")
 
+#: What each kind of redacted text becomes in stored spans.
+PLACEHOLDERS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "pattern": "[REDACTED]"}
+
 
 def luhn_valid(digits: str) -> bool:
     """True if ``digits`` (digits only) passes the Luhn checksum of card numbers."""
@@ -38,7 +41,7 @@ def luhn_valid(digits: str) -> bool:
 
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    return "[CARD]" if luhn_valid(digits) else match.group(0)
+    return PLACEHOLDERS["card"] if luhn_valid(digits) else match.group(0)
 
 
 def make_redactor(
@@ -61,12 +64,12 @@ def make_redactor(
     def redact(text: str) -> str:
         if pii:
             if "@" in text:
-                text = EMAIL.sub("[EMAIL]", text)
+                text = EMAIL.sub(PLACEHOLDERS["email"], text)
             if _DIGIT.search(text):
                 text = CARD.sub(_card, text)
-                text = PHONE.sub("[PHONE]", text)
+                text = PHONE.sub(PLACEHOLDERS["phone"], text)
         for pattern in extras:
-            text = pattern.sub("[REDACTED]", text)
+            text = pattern.sub(PLACEHOLDERS["pattern"], text)
         return text
 
     return redact

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmvigil.collector.redact import PLACEHOLDERS
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.registry import get
@@ -41,6 +42,36 @@ def sampled(span_id: str, evaluator: str, rate: float) -> bool:
     if rate <= 0.0:
         return False
     return zlib.crc32(f"{evaluator}\x00{span_id}".encode()) / 2**32 < rate
+
+
+# Stored text was redacted by the collector: "Call [PHONE]" does answer "What is the phone
+# number?". Evaluators read a typical value of the same kind instead of each placeholder, the
+# same value wherever it occurs, so the answer and its evidence still agree.
+_STAND_INS = {
+    PLACEHOLDERS["email"]: "someone@example.com",
+    PLACEHOLDERS["phone"]: "+1 555 0100",
+    PLACEHOLDERS["card"]: "4111 1111 1111 1111",
+}
+
+
+def readable(text: str | None) -> str | None:
+    """``text`` with the collector's redaction placeholders replaced by typical values."""
+    if not text or "[" not in text:
+        return text
+    for placeholder, value in _STAND_INS.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def item_of(span: Mapping[str, Any]) -> EvalItem:
+    """The :class:`EvalItem` an evaluator sees of a stored span."""
+    return EvalItem(
+        span["span_id"],
+        readable(span["input_text"]),
+        readable(span["output_text"]),
+        tuple(readable(p) or "" for p in span["context"] or ()),
+        readable(span["reference"]),
+    )
 
 
 def missing_fields(evaluator: Evaluator, item: EvalItem) -> list[str]:
@@ -186,16 +217,7 @@ class Runner:
             rows = store.spans_missing_evaluations(wanted, limit=limit, kinds=self.kinds)
             if not rows:
                 break
-            items = [
-                EvalItem(
-                    r["span_id"],
-                    r["input_text"],
-                    r["output_text"],
-                    tuple(r["context"] or ()),
-                    r["reference"],
-                )
-                for r in rows
-            ]
+            items = [item_of(r) for r in rows]
             owed: dict[str, list[int]] = {}
             skipped: list[dict[str, Any]] = []
             for evaluator in self.evaluators:

@@ -263,3 +263,31 @@ def test_items_are_given_to_evaluators_as_eval_items() -> None:
     items = [EvalItem("1", "q", "out")]
     length = Length()
     assert Runner([length]).score(items)["length"][0][1].score == 0.03
+
+
+def test_redaction_placeholders_read_as_typical_values() -> None:
+    from llmvigil.evaluators.runner import item_of, readable
+
+    assert readable("Call [PHONE] or write to [EMAIL].") == (
+        "Call +1 555 0100 or write to someone@example.com."
+    )
+    assert readable(None) is None and readable("no brackets") == "no brackets"
+    span = make_span(0, output_text="Call [PHONE].", context=["Support: [PHONE]"])
+    item = item_of(span)
+    assert item.output == "Call +1 555 0100." and item.context == ("Support: +1 555 0100",)
+
+
+@pytest.mark.slow
+def test_a_redacted_answer_still_answers_the_question(store: Store) -> None:
+    store.append_spans(
+        [
+            make_span(
+                0,
+                input_text="What is your phone support number?",
+                output_text="Call [PHONE], from 8am to 6pm.",
+            )
+        ]
+    )
+    Runner(build_evaluators(["relevance"])).run(store)
+    (row,) = stored(store)
+    assert row["passed"] is True, row["details"]
