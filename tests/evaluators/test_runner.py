@@ -210,6 +210,7 @@ def test_a_plugin_installed_with_pip_runs_like_a_builtin(tmp_path, monkeypatch, 
         check=True,
         timeout=300,
     )
+    registry.available()  # built-ins register on first import: load them before the swap
     monkeypatch.syspath_prepend(str(target))
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
