@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import gc
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -46,9 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _report import busy, load_average, machine, write_section
+
 import llmvigil
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+#: Versions recorded with the results.
+PACKAGES = ["llmvigil", "opentelemetry-sdk", "pyarrow"]
 SECTION = "## Collector overhead"
 GC_MODES = {
     "on": "on (as in any app)",
@@ -326,44 +329,6 @@ def measure_flush(fn: Callable, records: int) -> dict[str, Any]:
 # -- reporting ---------------------------------------------------------------------------
 
 
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def busy(load: tuple[float | None, float | None]) -> str:
-    """The 1-minute load average around the run: other work on the machine skews timings."""
-    if None in load:
-        return ""
-    return f"1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
-
-
-def machine() -> str:
-    """CPU model, cores, Python and library versions, for the results file."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    from importlib.metadata import version
-
-    return (
-        f"{cpu}, {usable} cores usable ({os.cpu_count()} online), "
-        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
-        f"llmvigil {llmvigil.__version__}, opentelemetry-sdk {version('opentelemetry-sdk')}, "
-        f"pyarrow {version('pyarrow')}"
-    )
-
-
 def markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     lines = [
@@ -412,7 +377,7 @@ def section(result: dict[str, Any], command: str) -> str:
             "",
             f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
-            f"Machine: {machine()}. {busy(result['load'])}",
+            f"Machine: {machine(PACKAGES)}. {busy(result['load'])}",
             "",
             f"{result['repeats']} repeats x {result['calls']:,} calls per form, garbage "
             f"collector {GC_MODES[result['gc_mode']]}; µs/call are "
@@ -426,27 +391,6 @@ def section(result: dict[str, Any], command: str) -> str:
             "",
         ]
     )
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace the section starting at ``heading`` in ``path`` (or add it); keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        kept_after = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + "\n" + body.rstrip("\n") + "\n"
-        if kept_after:
-            new += "\n" + kept_after + "\n"
-        new = new.lstrip("\n")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(new)
-    os.replace(temporary, path)
 
 
 def main() -> None:

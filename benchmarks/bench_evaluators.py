@@ -30,12 +30,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -47,12 +45,24 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _report import load_average, machine, write_section
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+PACKAGES = [
+    "llmvigil",
+    "numpy",
+    "scikit-learn",
+    "onnxruntime",
+    "torch",
+    "sentence-transformers",
+    "alt-profanity-check",
+    "duckdb",
+]
 SECTION = "## Evaluators"
 TRAINER_PATH = ROOT / "scripts" / "train_toxicity_head.py"
 
@@ -543,49 +553,6 @@ def throughput(spans: int, batch_size: int | None) -> dict[str, Any]:
 # -- reporting -----------------------------------------------------------------------------
 
 
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def machine() -> str:
-    """CPU model, cores, Python and library versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    libraries = []
-    for package in (
-        "llmvigil",
-        "numpy",
-        "scikit-learn",
-        "onnxruntime",
-        "torch",
-        "sentence-transformers",
-        "alt-profanity-check",
-        "duckdb",
-    ):
-        with contextlib.suppress(PackageNotFoundError):
-            libraries.append(f"{package} {version(package)}")
-    return (
-        f"{cpu}, {usable} cores usable ({os.cpu_count()} online), "
-        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
-        + ", ".join(libraries)
-    )
-
-
 def verdict(value: float, target: float | None) -> str:
     if target is None:
         return "—"
@@ -698,7 +665,7 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
         "",
         f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(PACKAGES)}.",
     ]
     if None not in load:
         lines[-1] += f" 1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
@@ -743,27 +710,6 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
     if targets:
         lines += ["", "### Targets", ""] + [f"- {line}" for line in targets]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace the section starting at ``heading`` in ``path`` (or append it); keep the rest."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        new = (before + "\n\n" if before else "") + body.rstrip("\n") + "\n"
-        if after:
-            new += "\n" + after + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(new, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def main() -> int:

@@ -27,8 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -43,11 +41,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from _report import busy, load_average, machine, write_section
 
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 from llmvigil.storage.store import Store
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+#: Versions recorded with the results.
+PACKAGES = ["duckdb", "pyarrow", "numpy"]
 SECTION = "## Ingest and metrics"
 TARGET_SHARE = 0.5
 TARGET_METRICS_S = 1.0
@@ -484,41 +485,6 @@ def run_investigation(
 # -- reporting -----------------------------------------------------------------------------
 
 
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def machine() -> str:
-    """CPU model, cores, Python and library versions, for the results file."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return (
-        f"{cpu}, {usable} cores usable ({os.cpu_count()} online), "
-        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
-        f"duckdb {duckdb.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}"
-    )
-
-
-def busy(load: tuple[float | None, float | None]) -> str:
-    """The 1-minute load average around the run: other work on the machine skews timings."""
-    if None in load:
-        return ""
-    return f"1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
-
-
 def markdown(result: dict[str, Any]) -> str:
     spans = result["spans"]
     s, r = result["seconds"]["store"], result["seconds"]["raw"]
@@ -574,7 +540,7 @@ def section(result: dict[str, Any], command: str) -> str:
             "",
             f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
-            f"Machine: {machine()}. {busy(result['load'])}",
+            f"Machine: {machine(PACKAGES)}. {busy(result['load'])}",
             "",
             f"{result['spans']:,} synthetic spans ({result['text_mb']:,.0f} MB of prompt, "
             f"response, context and reference text) in {result['batches']} batches of "
@@ -586,27 +552,6 @@ def section(result: dict[str, Any], command: str) -> str:
             "",
         ]
     )
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace the section starting at ``heading`` in ``path`` (or add it); keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        kept_after = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + "\n" + body.rstrip("\n") + "\n"
-        if kept_after:
-            new += "\n" + kept_after + "\n"
-        new = new.lstrip("\n")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(new)
-    os.replace(temporary, path)
 
 
 def main() -> None:
