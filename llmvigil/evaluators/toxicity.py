@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import math
@@ -349,6 +350,13 @@ class _TextToxicity(Evaluator):
             ) from None
         self._model = model
         self._options = options
+        checkpoint = options.get("detoxify_checkpoint")
+        if checkpoint:
+            # Another model is another version: switching to Detoxify (or between its
+            # checkpoints) re-scores the spans instead of mixing two models' scores.
+            model_type = options.get("detoxify_model_type", "original")
+            digest = hashlib.sha256(f"{model_type}|{checkpoint}".encode()).hexdigest()[:8]
+            self.version = f"{type(self).version}+detoxify-{digest}"  # fits the 32-char column
 
     @property
     def model(self) -> ToxicityModel:

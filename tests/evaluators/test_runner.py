@@ -292,3 +292,13 @@ def test_a_redacted_answer_still_answers_the_question(store: Store) -> None:
     Runner(build_evaluators(["relevance"])).run(store)
     (row,) = stored(store)
     assert row["passed"] is True, row["details"]
+
+
+def test_choosing_detoxify_is_a_new_toxicity_version() -> None:
+    from llmvigil.evaluators.toxicity import ToxicityEvaluator
+
+    default = ToxicityEvaluator()
+    detoxify = ToxicityEvaluator(detoxify_checkpoint="/models/toxic_original.ckpt")
+    assert default.version == "1"
+    assert detoxify.version.startswith("1+detoxify-") and len(detoxify.version) <= 32
+    assert Runner([detoxify]).wanted == [("toxicity", detoxify.version)]
