@@ -1,15 +1,8 @@
 """The collector: ``@observe``, ``span``, ``context``, ``attach`` and the buffer behind them."""
 
 from llmvigil.collector.runtime import configure, flush, shutdown, stats
-from llmvigil.collector.tracer import (
-    ActiveSpan,
-    attach,
-    context,
-    observe,
-    span,
-    start_span,
-    use_clock,
-)
+from llmvigil.collector.spans import ActiveSpan, attach, context, span, start_span
+from llmvigil.collector.tracer import observe, use_clock
 
 __all__ = [
     "ActiveSpan",

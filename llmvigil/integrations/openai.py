@@ -62,7 +62,7 @@ import openai
 from openai import AsyncStream, Stream
 from openai.resources.chat import AsyncCompletions, Completions
 
-from llmvigil.collector import tracer
+from llmvigil.collector import spans, tracer
 from llmvigil.collector.extract import get_field
 
 __all__ = [
@@ -294,10 +294,10 @@ async def _record_async_call(call: Awaitable[Any], spec: tracer.Spec, kwargs: di
     return _complete(active, kwargs, result)
 
 
-def _begin(spec: tracer.Spec, kwargs: dict[str, Any]) -> tracer.ActiveSpan | None:
+def _begin(spec: tracer.Spec, kwargs: dict[str, Any]) -> spans.ActiveSpan | None:
     """Start the call's span (current until the call returns), or None if that failed."""
     try:
-        active = tracer.ActiveSpan(spec, (), {"messages": kwargs.get("messages")}, True)
+        active = spans.ActiveSpan(spec, (), {"messages": kwargs.get("messages")}, True)
     except Exception:
         log.warning("llmvigil: could not start a span for an OpenAI call", exc_info=True)
         return None
@@ -310,7 +310,7 @@ def _begin(spec: tracer.Spec, kwargs: dict[str, Any]) -> tracer.ActiveSpan | Non
     return active
 
 
-def _fail(active: tracer.ActiveSpan, kwargs: dict[str, Any], error: BaseException) -> None:
+def _fail(active: spans.ActiveSpan, kwargs: dict[str, Any], error: BaseException) -> None:
     try:
         model = _request_model(kwargs)
         if model:
@@ -320,7 +320,7 @@ def _fail(active: tracer.ActiveSpan, kwargs: dict[str, Any], error: BaseExceptio
     _finish(active, error=error)
 
 
-def _complete(active: tracer.ActiveSpan, kwargs: dict[str, Any], result: Any) -> Any:
+def _complete(active: spans.ActiveSpan, kwargs: dict[str, Any], result: Any) -> Any:
     """What ``create`` returns: ``result``, or for a stream a proxy that records its chunks."""
     try:
         if isinstance(result, Stream | AsyncStream):
@@ -343,7 +343,7 @@ def _complete(active: tracer.ActiveSpan, kwargs: dict[str, Any], result: Any) ->
 
 
 def _finish(
-    active: tracer.ActiveSpan, result: Any = None, error: BaseException | None = None
+    active: spans.ActiveSpan, result: Any = None, error: BaseException | None = None
 ) -> None:
     try:
         active.finish(result=result, error=error)
@@ -474,7 +474,7 @@ class _StreamRecorder:
 
     __slots__ = ("active", "done", "request_model")
 
-    def __init__(self, active: tracer.ActiveSpan, request_model: str | None) -> None:
+    def __init__(self, active: spans.ActiveSpan, request_model: str | None) -> None:
         self.active = active
         self.request_model = request_model
         self.done = False

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 import llmvigil
-from llmvigil.collector import tracer
+from llmvigil.collector import spans
 from llmvigil.integrations import openai as vigil_openai
 from llmvigil.integrations.openai import (
     InstrumentedAsyncStream,
@@ -645,7 +645,7 @@ def test_a_failing_span_start_does_not_reach_the_caller(client, chat, spans_stor
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bug in llmvigil")
 
-    monkeypatch.setattr(tracer.ActiveSpan, "__init__", broken)
+    monkeypatch.setattr(spans.ActiveSpan, "__init__", broken)
     reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)
     stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
 
@@ -661,7 +661,7 @@ def test_failing_recording_steps_do_not_reach_the_caller(client, chat, spans_sto
 
     monkeypatch.setattr(vigil_openai, "_request_metadata", broken)
     monkeypatch.setattr(vigil_openai, "_facts", broken)
-    monkeypatch.setattr(tracer.ActiveSpan, "item", broken)
+    monkeypatch.setattr(spans.ActiveSpan, "item", broken)
 
     reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=0.1)
     stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
