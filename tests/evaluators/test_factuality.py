@@ -163,17 +163,19 @@ class TestBatch:
 
 
 @pytest.mark.slow
+@pytest.fixture(scope="module")
+def data():
+    """The benchmark's loaders, when the shared datasets folder is beside the repository."""
+    data = pytest.importorskip("benchmarks._eval_data")
+    try:
+        data.dataset_path("halueval_qa_dev.jsonl")
+    except FileNotFoundError:
+        pytest.skip("datasets folder not available")
+    return data
+
+
 class TestDevData:
     """The targets on the development files; the same measurement as the benchmark."""
-
-    @pytest.fixture(scope="class")
-    def data(self):
-        data = pytest.importorskip("benchmarks._eval_data")
-        try:
-            data.dataset_path("halueval_qa_dev.jsonl")
-        except FileNotFoundError:
-            pytest.skip("datasets folder not available")
-        return data
 
     def test_halueval_full_and_length_matched(self, data):
         rows = data.load_rows("halueval_qa_dev.jsonl")
