@@ -162,7 +162,6 @@ class TestBatch:
         assert a.method == c.method and "claim-check" in a.method
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def data():
     """The benchmark's loaders, when the shared datasets folder is beside the repository."""
@@ -174,6 +173,7 @@ def data():
     return data
 
 
+@pytest.mark.slow
 class TestDevData:
     """The targets on the development files; the same measurement as the benchmark."""
 
