@@ -33,17 +33,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from llmvigil.evaluators.answers import LOCATIVE, answer_forms, explicit_yes_no, names_someone
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.questions import (
     FORM_WEIGHT,
-    LOCATIVE,
     Question,
     QuestionPart,
     analyse_question,
-    answer_forms,
-    explicit_yes_no,
     key_terms,
-    names_someone,
 )
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import split_sentences, word_count

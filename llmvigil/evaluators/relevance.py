@@ -31,15 +31,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from llmvigil.evaluators.answers import answer_forms, describes_topic
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
-from llmvigil.evaluators.questions import (
-    AUXILIARIES,
-    FORM_WEIGHT,
-    Question,
-    analyse_question,
-    answer_forms,
-    describes_topic,
-)
+from llmvigil.evaluators.questions import AUXILIARIES, FORM_WEIGHT, Question, analyse_question
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import content_words, stem, word_count
 from llmvigil.evaluators.vectors import shared_vectors

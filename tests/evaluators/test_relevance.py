@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llmvigil.evaluators import get
+from llmvigil.evaluators.answers import answer_forms, describes_topic, is_imperative
 from llmvigil.evaluators.base import EvalItem
-from llmvigil.evaluators.questions import (
-    analyse_question,
-    answer_forms,
-    describes_topic,
-    is_imperative,
-)
+from llmvigil.evaluators.questions import analyse_question
 from llmvigil.evaluators.relevance import Relevance, calibrate, topic_text
 
 # --------------------------------------------------------------- no model
