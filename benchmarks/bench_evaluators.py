@@ -5,11 +5,16 @@ for it, factuality on ``halueval_qa_dev.jsonl`` and its length-matched subset,
 toxicity on ``toxigen_dev.jsonl``. The shipped toxicity head was trained on
 toxigen_dev and on eval_dev's toxicity lines, so its AUC there is in-sample;
 the honest figures come from heads trained by ``scripts/train_toxicity_head.py``'s
-own code (imported, not copied) without the lines they score: leave one of the
-twelve ToxiGen groups out at a time, and eval_dev scored by a head trained on
-ToxiGen alone. Those heads are written to temporary weights files and scored
-through the real :class:`ToxicityEvaluator`, so only the weights differ from
-the shipped evaluator.
+own code (imported, not copied) without the lines they score, and are judged
+on the group-split measure: seeded random splits of the twelve ToxiGen groups
+into six training and six held-out groups, one head per split (trained on its
+six groups plus eval_dev's toxicity lines, as shipped) scoring all six held-out
+groups at once, ROC AUC over those lines; mean, minimum and maximum over the
+splits. Leave-one-group-out (twelve heads, one per held-out group) is reported
+too, for information, and eval_dev is scored by a head trained on ToxiGen
+alone. Those heads are written to temporary weights files and scored through
+the real :class:`ToxicityEvaluator`, so only the weights differ from the
+shipped evaluator.
 
 Throughput: ``--spans`` demo spans (``llmvigil.demo.run_demo``, through the
 real decorator, spool and ingest, into a temporary DuckDB file) scored by a
@@ -110,12 +115,14 @@ def embedding_backend() -> str:
 def row(
     file: str,
     evaluator: str,
-    lines: int,
-    scored: int,
+    lines: int | str,
+    scored: int | str,
     auc: float,
     target: float | None,
     note: str = "",
+    reference: float | None = None,
 ) -> dict[str, Any]:
+    """One table row; ``reference``: a level an unjudged row is compared with, for information."""
     return {
         "file": file,
         "evaluator": evaluator,
@@ -124,6 +131,7 @@ def row(
         "roc_auc": auc,
         "target": target,
         "note": note,
+        "reference": reference,
     }
 
 
@@ -154,10 +162,14 @@ def score_texts_with_head(items: list, coef: Any, intercept: float, gate: float,
 def toxicity_held_out() -> dict[str, Any]:
     """Toxicity ROC AUC on lines the head never saw, with the training script's own code.
 
-    ToxiGen: leave one group out (train on the eleven others plus eval_dev's
-    toxicity lines, as the training script does), score the held-out group;
-    mean and minimum over the groups and the AUC of all held-out scores pooled.
-    eval_dev: a head trained on ToxiGen alone.
+    ToxiGen, group splits (the judged measure): for each of the training
+    script's seeded splits, one head trained on the split's training groups
+    plus eval_dev's toxicity lines scores every line of the other groups; ROC
+    AUC over those lines, then mean, minimum and maximum over the splits.
+    ToxiGen, leave one group out: train on the eleven others plus eval_dev's
+    toxicity lines, score the held-out group; mean and minimum over the groups
+    and the AUC of all held-out scores pooled (twelve heads, twelve
+    calibrations). eval_dev: a head trained on ToxiGen alone.
     """
     import numpy as np
 
@@ -200,10 +212,34 @@ def toxicity_held_out() -> dict[str, Any]:
                     "roc_auc": roc_auc(yt[held].tolist(), scores),
                 }
             )
+        splits: list[dict[str, Any]] = []
+        for train_groups in trainer.group_splits(gt):
+            train = np.isin(gt, train_groups)
+            w, b, _ = trainer.fit_calibrated(
+                np.vstack([xt[train], xe]), np.r_[yt[train], ye], np.r_[gt[train], ge]
+            )
+            idx = np.flatnonzero(~train)
+            scores = score_texts_with_head([items_t[i] for i in idx], w, b, gate, tmp)
+            splits.append(
+                {
+                    "train": list(train_groups),
+                    "held_out": sorted(set(gt[idx])),
+                    "lines": len(idx),
+                    "toxic": int(yt[idx].sum()),
+                    "roc_auc": roc_auc(yt[idx].tolist(), scores),
+                }
+            )
         w, b, _ = trainer.fit_calibrated(xt, yt, gt)
         unseen = score_texts_with_head(items_e, w, b, gate, tmp)
     aucs = [g["roc_auc"] for g in per_group]
+    split_aucs = [s["roc_auc"] for s in splits]
     return {
+        "splits": splits,
+        "split_mean": float(np.mean(split_aucs)),
+        "split_min": float(np.min(split_aucs)),
+        "split_max": float(np.max(split_aucs)),
+        "split_sem": float(np.std(split_aucs, ddof=1) / np.sqrt(len(split_aucs))),
+        "split_train_groups": trainer.SPLIT_TRAIN_GROUPS,
         "groups": per_group,
         "mean": float(np.mean(aucs)),
         "min": float(np.min(aucs)),
@@ -297,6 +333,34 @@ def quality() -> dict[str, Any]:
     )
     n = held["toxigen_lines"]
     groups = len(held["groups"])
+    splits = held["splits"]
+    k = held["split_train_groups"]
+    worst = min(splits, key=lambda x: x["roc_auc"])
+    best = max(splits, key=lambda x: x["roc_auc"])
+    sizes = sorted(x["lines"] for x in splits)
+    split_name = f"toxicity, group splits ({k} training / {groups - k} held-out groups, one head)"
+    rows.append(
+        row(
+            "toxigen_dev",
+            f"{split_name}: mean of {len(splits)} splits",
+            f"{sizes[0]}-{sizes[-1]} per split",
+            f"{sizes[0]}-{sizes[-1]} per split",
+            held["split_mean"],
+            TOXIGEN_HELD_OUT_TARGET,
+        )
+    )
+    for label, split in (("worst", worst), ("best", best)):
+        rows.append(
+            row(
+                "toxigen_dev",
+                f"{split_name}: {label} split",
+                split["lines"],
+                split["lines"],
+                split["roc_auc"],
+                None,
+                reference=TOXIGEN_HELD_OUT_TARGET,
+            )
+        )
     rows.append(
         row(
             "toxigen_dev",
@@ -304,27 +368,31 @@ def quality() -> dict[str, Any]:
             n,
             n,
             held["mean"],
-            TOXIGEN_HELD_OUT_TARGET,
+            None,
+            reference=TOXIGEN_HELD_OUT_TARGET,
         )
     )
     rows.append(
         row(
             "toxigen_dev",
-            "toxicity, leave-one-group-out: held-out scores pooled",
+            f"toxicity, leave-one-group-out: held-out scores of the {groups} heads pooled",
             n,
             n,
             held["pooled"],
-            TOXIGEN_HELD_OUT_TARGET,
+            None,
+            reference=TOXIGEN_HELD_OUT_TARGET,
         )
     )
+    worst_lines = next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"])
     rows.append(
         row(
             "toxigen_dev",
             f"toxicity, leave-one-group-out: worst group ({held['min_group']})",
-            next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"]),
-            next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"]),
+            worst_lines,
+            worst_lines,
             held["min"],
             None,
+            reference=TOXIGEN_HELD_OUT_TARGET,
         )
     )
     return {
@@ -571,6 +639,9 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
         status = verdict(r["roc_auc"], r["target"])
         if r["target"] is None and "in-sample" in r["evaluator"]:
             status = "in-sample, not judged"
+        elif r["target"] is None and r.get("reference") is not None:
+            side = "at or above" if r["roc_auc"] >= r["reference"] else "below"
+            status = f"for information, not judged ({side} {r['reference']:.2f})"
         elif r["target"] is None:
             status = "for information"
         lines.append(
@@ -578,6 +649,22 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
             f"| **{r['roc_auc']:.3f}** | {target} | {status} |"
         )
     held = q["held_out"]
+    k = held["split_train_groups"]
+    lines += [
+        "",
+        f"Toxicity, group splits of toxigen_dev (the judged measure), by split: one head trained "
+        f"on the {k} training groups plus eval_dev's toxicity lines scores every line of the "
+        f"other {len(held['groups']) - k} groups, ROC AUC over those lines (profanity-check "
+        f"gate {held['gate']:g} as shipped):",
+        "",
+        "| Split | Training groups | Held-out lines | Toxic | ROC AUC |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for i, split in enumerate(held["splits"], 1):
+        lines.append(
+            f"| {i} | {', '.join(split['train'])} | {split['lines']} | {split['toxic']} "
+            f"| {split['roc_auc']:.3f} |"
+        )
     lines += [
         "",
         "Toxicity, leave-one-group-out on toxigen_dev, by held-out group (head trained on the "
@@ -590,6 +677,33 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     for g in held["groups"]:
         lines.append(f"| {g['group']} | {g['lines']} | {g['toxic']} | {g['roc_auc']:.3f} |")
     return lines
+
+
+def toxigen_measures_markdown(held: dict[str, Any]) -> list[str]:
+    """What each toxigen_dev held-out measure is, and which one the target is judged on."""
+    groups = len(held["groups"])
+    k = held["split_train_groups"]
+    return [
+        "**Which toxigen_dev measure is which.** The target (ROC AUC >= "
+        f"{TOXIGEN_HELD_OUT_TARGET:.2f} on statements about groups the head was not trained "
+        "on) is judged on the *group splits*: "
+        f"{len(held['splits'])} seeded random splits of the {groups} groups into {k} training "
+        f"and {groups - k} held-out groups; for each, ONE head (trained on the {k} groups plus "
+        "eval_dev's toxicity lines, calibrated as shipped) scores every line of the held-out "
+        "groups together, and the ROC AUC is over those lines. That is how the shipped head "
+        "is used on new groups: one head, one calibration, ranking statements about several "
+        "unseen groups against each other. The mean over the splits is judged; the worst "
+        f"and best split are shown. The splits are {len(held['splits'])} of the "
+        f"{math.comb(groups, k)} possible ones: the mean's standard error over the draw of "
+        f"splits is {held['split_sem']:.3f}. The split heads see {k} groups where the shipped "
+        f"head sees {groups}, so this measure leans pessimistic. *Leave-one-group-out* "
+        f"({groups} heads, each trained on {groups - 1} groups and scoring the remaining one) "
+        "is shown for "
+        "information, not judged: its mean averages per-group AUCs, each ranking lines "
+        "about one group only (no offsets between groups to get wrong), and its pooled "
+        f"figure ranks together the scores of {groups} different heads with {groups} "
+        "different calibrations, which is neither the shipped head nor any single head.",
+    ]
 
 
 def throughput_markdown(t: dict[str, Any]) -> list[str]:
@@ -686,10 +800,12 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "toxicity targets are judged on heads trained by `scripts/train_toxicity_head.py`'s "
             "own code without the lines they score, then run through the real "
             "`ToxicityEvaluator` (same embeddings and profanity-check gate, only the weights "
-            "differ): on toxigen_dev, leave one of its groups out at a time; on eval_dev, a "
-            "head trained on toxigen_dev alone. The other evaluators have no trained weights; "
+            "differ): on eval_dev, a head trained on toxigen_dev alone; on toxigen_dev, the "
+            "group splits below. The other evaluators have no trained weights; "
             "their rules were developed while looking at these files, so the held-out sets "
             "the datasets README mentions remain the real test.",
+            "",
+            *toxigen_measures_markdown(q["held_out"]),
             "",
             *quality_markdown(q),
         ]
