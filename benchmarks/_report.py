@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -24,6 +25,23 @@ def busy(load: tuple[float | None, float | None]) -> str:
     if None in load:
         return ""
     return f"1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
+
+
+def header(
+    heading: str,
+    command: str,
+    packages: Sequence[str],
+    load: tuple[float | None, float | None],
+) -> list[str]:
+    """The opening lines of a results section: heading, command and date, machine, load."""
+    busy_line = busy(load)
+    return [
+        heading,
+        "",
+        f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine(packages)}." + (f" {busy_line}" if busy_line else ""),
+    ]
 
 
 def machine(packages: Sequence[str]) -> str:

@@ -41,11 +41,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _report import busy, load_average, machine, write_section
+from _report import header, load_average, write_section
 
 import llmvigil
 
@@ -373,11 +372,7 @@ def markdown(result: dict[str, Any]) -> str:
 def section(result: dict[str, Any], command: str) -> str:
     return "\n".join(
         [
-            SECTION,
-            "",
-            f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Machine: {machine(PACKAGES)}. {busy(result['load'])}",
+            *header(SECTION, command, PACKAGES, result["load"]),
             "",
             f"{result['repeats']} repeats x {result['calls']:,} calls per form, garbage "
             f"collector {GC_MODES[result['gc_mode']]}; µs/call are "

@@ -45,12 +45,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from _report import load_average, machine, write_section
+from _report import header, load_average, write_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -774,15 +773,7 @@ def throughput_markdown(t: dict[str, Any]) -> list[str]:
 
 
 def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, load: tuple) -> str:
-    lines = [
-        SECTION,
-        "",
-        f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"Machine: {machine(PACKAGES)}.",
-    ]
-    if None not in load:
-        lines[-1] += f" 1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f}."
+    lines = header(SECTION, command, PACKAGES, load)
     targets: list[str] = []
     if q is not None:
         lines += [

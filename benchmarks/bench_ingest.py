@@ -41,7 +41,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from _report import busy, load_average, machine, write_section
+from _report import header, load_average, write_section
 
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 from llmvigil.storage.store import Store
@@ -536,11 +536,7 @@ def markdown(result: dict[str, Any]) -> str:
 def section(result: dict[str, Any], command: str) -> str:
     return "\n".join(
         [
-            SECTION,
-            "",
-            f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Machine: {machine(PACKAGES)}. {busy(result['load'])}",
+            *header(SECTION, command, PACKAGES, result["load"]),
             "",
             f"{result['spans']:,} synthetic spans ({result['text_mb']:,.0f} MB of prompt, "
             f"response, context and reference text) in {result['batches']} batches of "
