@@ -3,9 +3,29 @@ fake third-party endpoints the tests talk to (chat completions, an LLM judge).""
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
+
+
+class QuietJSONHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and reads JSON request bodies."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, like the real APIs
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
+        pass
+
+    def read_json(self) -> Any:
+        """The request body as JSON, or None when it is not valid JSON."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError:
+            return None
 
 
 class LocalHTTPServer:

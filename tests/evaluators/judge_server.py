@@ -57,10 +57,9 @@ import re
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
-from tests.local_http import LocalHTTPServer
+from tests.local_http import LocalHTTPServer, QuietJSONHandler
 
 Mode = Literal["ok", "error", "hang", "malformed"]
 
@@ -244,22 +243,12 @@ class JudgeServer(LocalHTTPServer):
         self._released.wait(self.hang_s)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietJSONHandler):
     timeout = 60
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
-        pass
 
     def do_POST(self) -> None:
         judge: JudgeServer = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = None
+        body = self.read_json()
         number = judge.record(
             {
                 "path": self.path,

@@ -21,10 +21,9 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.local_http import LocalHTTPServer
+from tests.local_http import LocalHTTPServer, QuietJSONHandler
 
 DEFAULT_REPLY = "The capital of France is Paris, a city on the Seine."
 
@@ -105,24 +104,13 @@ class ChatServer(LocalHTTPServer):
             return f"chatcmpl-test{self._counter:06d}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, like the real API
+class _Handler(QuietJSONHandler):
     disable_nagle_algorithm = True  # each SSE chunk leaves at once
     timeout = 10
 
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
-        pass
-
     def do_POST(self) -> None:
         chat: ChatServer = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = None
+        body = self.read_json()
         chat.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         request_id = f"req_{len(chat.requests):06d}"
 
