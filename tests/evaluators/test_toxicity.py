@@ -17,6 +17,7 @@ from llmvigil.evaluators.toxicity import (
     ToxicityModel,
     gated_max,
 )
+from llmvigil.evaluators.vectors import LAYER_DIMENSIONS
 
 EXPLICIT_ABUSE = [
     "Shut up, you worthless idiot.",
@@ -47,7 +48,7 @@ class TestWeightsFile:
     def test_is_json_with_coefficients_provenance_and_licence(self):
         data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
         assert data["format"] == "llmvigil-toxicity-head"
-        assert len(data["coef"]) == 384
+        assert len(data["coef"]) == LAYER_DIMENSIONS
         files = {d["file"] for d in data["training_data"]}
         assert "toxigen_dev.jsonl" in files
         assert any("MIT" in d["licence"] for d in data["training_data"])
@@ -55,8 +56,8 @@ class TestWeightsFile:
 
     def test_loads_as_a_head(self):
         head = ToxicityHead.load()
-        assert head.coef.shape == (384,)
-        p = head.probability(np.zeros((2, 384), dtype=np.float32))
+        assert head.coef.shape == (LAYER_DIMENSIONS,)
+        p = head.probability(np.zeros((2, LAYER_DIMENSIONS), dtype=np.float32))
         assert p.shape == (2,) and np.all((p > 0) & (p < 1))
 
     def test_missing_or_foreign_file_is_an_evaluator_error(self, tmp_path):
@@ -66,6 +67,14 @@ class TestWeightsFile:
         other.write_text('{"format": "something else"}')
         with pytest.raises(EvaluatorError, match="not a toxicity head"):
             ToxicityHead.load(other)
+
+    def test_a_head_of_the_wrong_width_says_to_retrain(self, tmp_path):
+        data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
+        data["coef"] = data["coef"][-384:]  # a version-1 head read sentence vectors only
+        old = tmp_path / "old.json"
+        old.write_text(json.dumps(data))
+        with pytest.raises(EvaluatorError, match=r"\(384,\) coefficients.*train_toxicity_head"):
+            ToxicityHead.load(old)
 
 
 def test_unknown_option_is_an_evaluator_error():
@@ -106,7 +115,7 @@ class TestToxicity:
 
     def test_method_and_details_name_the_signals(self, evaluator):
         [score] = evaluator.evaluate(outputs("Shut up, you worthless idiot."))
-        assert score.method.startswith("minilm-logreg-head+profanity-check v")
+        assert score.method == "minilm-layers-logreg-head+profanity-check v2"
         assert set(score.details) >= {
             "head_probability",
             "profanity_probability",

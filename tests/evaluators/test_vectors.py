@@ -9,7 +9,13 @@ import pytest
 
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators import vectors
-from llmvigil.evaluators.vectors import DIMENSIONS, TextVectors, default_model_path
+from llmvigil.evaluators.vectors import (
+    DIMENSIONS,
+    LAYER_DIMENSIONS,
+    LAYERS,
+    TextVectors,
+    default_model_path,
+)
 
 SENTENCES = [
     "How do I update my billing address?",
@@ -86,10 +92,38 @@ def test_onnx_matches_torch(onnx_vectors, torch_vectors):
 
 
 @pytest.mark.slow
+def test_torch_backend_matches_sentence_transformers(torch_vectors):
+    """Our torch module computes what the library computes for this model."""
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(default_model_path()), device="cpu")
+    expected = model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(torch_vectors.encode(SENTENCES), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_layer_profiles_hold_one_unit_block_per_layer(torch_vectors):
+    profiles = torch_vectors.encode_layers(SENTENCES)
+    assert profiles.shape == (len(SENTENCES), LAYER_DIMENSIONS) and profiles.dtype == np.float32
+    blocks = profiles.reshape(len(SENTENCES), LAYERS, DIMENSIONS)
+    np.testing.assert_allclose(np.linalg.norm(blocks, axis=2), 1.0, atol=1e-5)
+    # The last layer's block is the sentence vector; earlier layers differ from it.
+    np.testing.assert_allclose(blocks[:, -1], torch_vectors.encode(SENTENCES), atol=1e-6)
+    assert float(np.abs(blocks[:, 0] - blocks[:, -1]).max()) > 0.1
+
+
+@pytest.mark.slow
+def test_onnx_layer_profiles_match_torch(onnx_vectors, torch_vectors):
+    a = torch_vectors.encode_layers(SENTENCES)
+    b = onnx_vectors.encode_layers(SENTENCES)
+    assert float(np.abs(a - b).max()) < 1e-4
+
+
+@pytest.mark.slow
 def test_onnx_batches_and_single_texts_agree(onnx_vectors):
     together = onnx_vectors.model.encode(SENTENCES, batch_size=64)
-    alone = np.stack([onnx_vectors.model.encode([s])[0] for s in SENTENCES])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
+    alone = [onnx_vectors.model.encode([s]) for s in SENTENCES]
+    for i in range(2):  # sentence vectors, then layer profiles
+        np.testing.assert_allclose(together[i], np.concatenate([a[i] for a in alone]), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -118,6 +152,32 @@ def test_repeated_texts_are_embedded_once(torch_vectors):
     assert calls == [fresh]
     np.testing.assert_array_equal(first[0], second[1])
     np.testing.assert_array_equal(first[0], first[2])
+
+
+@pytest.mark.slow
+def test_layer_profiles_come_from_the_same_pass_and_a_bounded_cache(torch_vectors):
+    calls = []
+    vectors = TextVectors(backend="torch", layer_cache_size=2)
+    vectors._model = torch_vectors.model  # share the loaded model, count its passes
+    vectors._backend = "torch"
+    original = vectors._model.encode
+
+    def counting(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    vectors._model.encode = counting
+    try:
+        texts = ["first unseen text 91c2", "second unseen text 91c2", "third unseen text 91c2"]
+        vectors.encode(texts[:2])
+        profiles = vectors.encode_layers(texts[:2])  # read from the pass above
+        vectors.encode_layers(texts[2:])  # evicts the oldest profile
+        again = vectors.encode_layers(texts[:1])  # so this one is embedded again
+    finally:
+        vectors._model.encode = original
+    assert calls == [texts[:2], texts[2:], texts[:1]]
+    np.testing.assert_allclose(again[0], profiles[0], atol=1e-5)  # other batch, other padding
+    assert len(vectors._layer_cache) == 2 and len(vectors._cache) == 3
 
 
 @pytest.mark.slow
