@@ -469,11 +469,10 @@ class TextVectors:
 
         The profile is the mean of the text's token vectors after each of the
         model's six layers, each mean L2-normalised, concatenated (the last
-        block is the sentence vector). Earlier layers keep more of how a text is
-        worded; a classifier over all six generalised to unseen ToxiGen groups
-        far better than one over the sentence vector alone (see
-        ``scripts/train_toxicity_head.py``). A text embedded for ``encode``
-        moments ago is not embedded again.
+        block is the sentence vector). A classifier over all six generalised to
+        unseen ToxiGen groups better than one over the sentence vector alone
+        (ROC AUC 0.94 against 0.91, see ``scripts/train_toxicity_head.py``). A
+        text embedded for ``encode`` moments ago is not embedded again.
         """
         return self._lookup(texts, self._layer_cache, LAYER_DIMENSIONS)
 
