@@ -17,7 +17,10 @@ a clause of the response) is checked like this:
    Support is the mean of the two.
 2. **Conflicts,** each halving the claim's score: a number, a month or weekday
    absent from the evidence (or absent from the sentence the claim is about,
-   when that sentence gives a different number); a capitalised name that does
+   when that sentence gives a different number); a number the evidence gives
+   for something else (the claim's "3 books" where it says "10 books" and
+   "3 weeks", "Chemistry in 1903" where it says "Chemistry in 1911": swapped
+   values, each of which the evidence has); a capitalised name that does
    not occur as a phrase in the evidence; a negation the evidence sentence
    does not have.
 3. **Meaning** picks the sentence the claim is about: among the evidence
@@ -61,6 +64,7 @@ import numpy as np
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import (
+    STOP_WORDS,
     capitalised_names,
     content_words,
     dates,
@@ -70,12 +74,13 @@ from llmvigil.evaluators.text import (
     split_sentences,
     stem,
     unique,
+    words,
 )
 from llmvigil.evaluators.vectors import TextVectors, shared_vectors
 
 __all__ = ["Claim", "FactualityEvaluator", "check_claims", "split_claims"]
 
-METHOD = "claim-check: terms, names, numbers, dates, negation + minilm anchor v1"
+METHOD = "claim-check: terms, names, numbers and what they count, dates, negation + minilm v2"
 NO_EVIDENCE = "no context and no reference to check against"
 
 # Words that answer a yes/no question rather than state a fact: nothing to look up.
@@ -92,6 +97,12 @@ _NON_WORD_RE = re.compile(r"[\W_]+")
 CONFLICT_FACTOR = 0.5
 # A stem this long that starts another ("involve" / "involvement") counts as the same word.
 _MIN_PREFIX = 5
+# Prepositions that tie a number to the word before them ("Physics in 1903", "books for 3").
+_BINDING_PREPOSITIONS = frozenset({"in", "of", "on", "at", "for", "since", "from", "by", "until"})
+# Punctuation a number's binding does not reach across (a full stop unless inside "2.7").
+_PIECE_SPLIT_RE = re.compile(r"[,;:()!?]|\.(?!\d)")
+# Digits glued to a name ("U2", "X200", "COVID-19") are part of the name, not a quantity.
+_GLUED_NUMBER_RE = re.compile(r"(?<=[^\W\d_])-?\d+(?:[.,]\d+)*")
 
 
 def split_claims(text: str) -> list[str]:
@@ -134,6 +145,33 @@ def _numbers(text: str) -> set[float]:
     return {round(n, 4) for n in numbers(text)}
 
 
+def _bindings(text: str) -> set[tuple[str, float]]:
+    """(word, value) pairs: each number written in digits, with the word that says what it is.
+
+    That word is the content word right after the number ("3 weeks", "200
+    euros") or the one before a preposition in front of it ("Physics in
+    1903"). Only digits and only adjacent words: the pairs must be certain,
+    since a claim pairing a word with another number than the evidence does
+    counts as a conflict.
+    """
+    out: set[tuple[str, float]] = set()
+    for piece in _PIECE_SPLIT_RE.split(_GLUED_NUMBER_RE.sub("", text)):
+        tokens = words(piece)
+        for i, token in enumerate(tokens):
+            if not token[:1].isdigit() or len(values := numbers(token)) != 1:
+                continue
+            value = round(values[0], 4)
+            if i + 1 < len(tokens) and _binds(tokens[i + 1]):
+                out.add((tokens[i + 1], value))
+            if i >= 2 and tokens[i - 1].lower() in _BINDING_PREPOSITIONS and _binds(tokens[i - 2]):
+                out.add((tokens[i - 2], value))
+    return out
+
+
+def _binds(token: str) -> bool:
+    return not token[:1].isdigit() and fold(token) not in STOP_WORDS and len(token) > 1
+
+
 @dataclass(frozen=True)
 class _Unit:
     """One evidence sentence, pre-analysed."""
@@ -142,6 +180,8 @@ class _Unit:
     stems: frozenset[str]
     numbers: frozenset[float]
     negated: bool
+    #: (stem, value) pairs of :func:`_bindings`.
+    bindings: frozenset[tuple[str, float]] = frozenset()
 
 
 @dataclass
@@ -153,6 +193,8 @@ class _Evidence:
     phrase: str
     numbers: set[float]
     dates: set[str]
+    #: The values each stem is bound to (:func:`_bindings`), over all evidence sentences.
+    bound_values: dict[str, set[float]] = field(default_factory=dict)
     #: Terms the question supplies that need no support (only without a context).
     given_stems: set[str] = field(default_factory=set)
     given_values: set[float] = field(default_factory=set)
@@ -218,6 +260,7 @@ class _UnitCache:
                 stems=frozenset(stem(w) for w in content_words(s)),
                 numbers=frozenset(_numbers(s)),
                 negated=negations(s) > 0,
+                bindings=frozenset((stem(w), v) for w, v in _bindings(s)),
             )
             for s in split_sentences(passage)
         ]
@@ -246,6 +289,9 @@ def _evidence(item: EvalItem) -> _Evidence | None:
         numbers=_numbers(text),
         dates=dates(text),
     )
+    for u in units:
+        for s, value in u.bindings:
+            ev.bound_values.setdefault(s, set()).add(value)
     question = item.input or ""
     # Numbers and dates the question itself states are not the response's claims.
     ev.given_numbers = _numbers(question)
@@ -336,6 +382,10 @@ def _check(body: str, text: str, ev: _Evidence) -> tuple[Claim, _Pending | None]
     if absent:
         conflicts += 1
         reasons.append("number not in the evidence: " + ", ".join(f"{n:g}" for n in absent))
+    misbound = _misbound(body, ev)
+    if misbound:
+        conflicts += 1
+        reasons.append("number given for something else in the evidence: " + "; ".join(misbound))
     # Years are numbers and were checked above; here months and weekdays.
     absent_dates = sorted(
         d
@@ -371,6 +421,25 @@ def _check(body: str, text: str, ev: _Evidence) -> tuple[Claim, _Pending | None]
         _anchor(pending, candidates[0], None)
         return claim, None
     return claim, pending
+
+
+def _misbound(body: str, ev: _Evidence) -> list[str]:
+    """Pairs of the claim's that the evidence binds otherwise: "3 books" where it says
+    "10 books" (and "3 weeks"), "Chemistry in 1903" where it says "Chemistry in 1911".
+
+    Only numbers the evidence has count (absent ones are a conflict already),
+    and only words the evidence binds to some number.
+    """
+    out = []
+    for word, value in sorted(_bindings(body), key=lambda p: (p[1], p[0])):
+        if value not in ev.numbers:
+            continue
+        s = stem(word)
+        said = {v for b, vs in ev.bound_values.items() if _found(s, {b}) for v in vs}
+        if said and value not in said:
+            evidence = ", ".join(f"{v:g}" for v in sorted(said))
+            out.append(f"{value:g} for '{word}' (the evidence: {evidence})")
+    return out
 
 
 def _anchor(p: _Pending, unit: _Unit, similarity: float | None) -> None:
@@ -441,7 +510,8 @@ class FactualityEvaluator(Evaluator):
     """Share of the response's claims supported by the context and/or reference answer."""
 
     name = "factuality"
-    version = "1"
+    # 2: a number the evidence gives for something else ("3 books" for "10 books") conflicts.
+    version = "2"
     needs = frozenset({"output"})
     threshold = 0.6
 

@@ -120,6 +120,29 @@ class TestAgainstContext:
         [claim] = result.details["unsupported"]
         assert claim["evidence_sentence"] == LEAVE[1]
 
+    def test_swapped_quantities_are_a_conflict(self):
+        context = ("The library lends up to 10 books at a time for 3 weeks.",)
+        right = score("Up to 10 books, for 3 weeks.", context=context)
+        swapped = score("Only 3 books, for 10 weeks.", context=context)
+        assert right.score >= 0.95 and right.details["unsupported"] == []
+        assert swapped.score <= 0.5
+        assert "3 for 'books' (the evidence: 10)" in reasons(swapped)
+        assert "10 for 'weeks' (the evidence: 3)" in reasons(swapped)
+
+    def test_swapped_years_in_one_sentence_are_a_conflict(self):
+        context = ("Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.",)
+        right = score("She won in Physics in 1903 and in Chemistry in 1911.", context=context)
+        swapped = score("She won in Chemistry in 1903 and in Physics in 1911.", context=context)
+        assert right.score >= 0.95
+        assert swapped.score <= 0.5
+        assert "1903 for 'Chemistry' (the evidence: 1911)" in reasons(swapped)
+
+    def test_digits_inside_a_name_are_not_a_quantity(self):
+        context = ("U2 released the album in 1987.",)
+        result = score("U2 released the album in 1987.", context=context)
+        assert result.score >= 0.95 and result.details["unsupported"] == []
+        assert "something else" not in reasons(score("The U2 album.", context=context))
+
     def test_a_claim_stitched_from_separate_sentences_scores_lower(self):
         context = (
             "Robert Zemeckis directed the film.",
