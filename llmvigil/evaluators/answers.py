@@ -162,11 +162,13 @@ def is_imperative(clause: str) -> bool:
     if compound and compound.group(1).endswith("s") and not compound.group(1).endswith("ss"):
         return False  # "Check-in starts at 3 pm"; "Double-click the icon" passes
     # "Cast iron pans hold heat": a plural noun then a bare word is a subject
-    # and its verb ("Remove apps you don't use", "Pack snacks and water" differ).
+    # and its verb ("Remove apps you don't use", "Pack snacks and water" differ),
+    # unless a comma parts them: "Open Security settings, choose 2FA" is a list of steps.
     for i in range(1, min(4, len(low) - 1)):
         plural, nxt = low[i], low[i + 1]
         if (
-            plural.endswith("s")
+            not re.search(rf"\b{re.escape(raw[i])}\s*,\s*{re.escape(raw[i + 1])}\b", clause)
+            and plural.endswith("s")
             and not plural.endswith(("ss", "us", "is"))
             and raw[i].islower()
             and raw[i + 1].islower()

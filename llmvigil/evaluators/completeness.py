@@ -126,7 +126,8 @@ class Completeness(Evaluator):
     """
 
     name = "completeness"
-    version = "1"
+    # 2: steps listed with commas ("Open Settings, choose ...") read as instructions.
+    version = "2"
     needs = frozenset({"input", "output"})
     threshold = 0.7
 

@@ -54,7 +54,9 @@ TERSE_FLOOR = 0.75
 #: Forms that a terse answer can carry on its own ("Eight.", "Yes.", "At 9 pm.").
 TERSE_FORMS = frozenset({"quantity", "time", "duration", "yesno", "person", "place"})
 #: Share kept by a response that opens by describing the question's topic.
-TOPIC_DESCRIPTION_FACTOR = 0.6
+#: Below half, so such a response fails the 0.5 threshold however close it is
+#: in meaning: describing what was asked about is not answering it.
+TOPIC_DESCRIPTION_FACTOR = 0.45
 
 METHOD = "all-MiniLM-L6-v2 focus similarity + answer form"
 
@@ -88,7 +90,9 @@ class Relevance(Evaluator):
     """
 
     name = "relevance"
-    version = "1"
+    # 2: a response describing the topic instead of answering fails whatever its
+    # similarity; steps listed with commas read as instructions.
+    version = "2"
     needs = frozenset({"input", "output"})
     threshold = 0.5
 

@@ -83,6 +83,9 @@ def test_answer_forms():
     assert "reason" in answer_forms("Because air scatters blue light more.")
     assert "yesno" in answer_forms("No. Grapes can cause kidney failure.")
     assert "instructions" not in answer_forms("Routers were first sold in the 1990s.")
+    # Steps listed with commas: "settings, choose" is no plural subject and its verb.
+    assert "instructions" in answer_forms("Open Security settings, choose 2FA, scan the code.")
+    assert "instructions" not in answer_forms("Security settings choose the defaults.")
 
 
 def test_describes_topic_instead_of_answering():
@@ -136,6 +139,10 @@ def scored():
         "not_who": ("Who founded Microsoft?",
                     "Microsoft makes Windows, Office and the Xbox games console."),
         "echo": ("How do I update my billing address?", "You can update your billing address."),
+        "which": ("Which browsers does the web app support?",
+                  "It supports the latest two versions of Chrome, Firefox, Safari and Edge."),
+        "defines": ("Which browsers does the web app support?",
+                    "A web browser is a program that displays websites written in HTML."),
     }  # fmt: skip
     items = [EvalItem(k, input=q, output=a) for k, (q, a) in cases.items()]
     return {s.id: s for s in Relevance().evaluate(items)}
@@ -168,6 +175,13 @@ def test_terse_answer_of_the_right_form_passes(scored):
 @pytest.mark.slow
 def test_person_questions_want_a_name(scored):
     assert scored["who"].score > 0.8 > scored["not_who"].score
+
+
+@pytest.mark.slow
+def test_defining_the_topic_instead_of_choosing_fails(scored):
+    assert scored["which"].passed and scored["which"].score > 0.8
+    assert scored["defines"].details["describes_topic_instead"] is True
+    assert not scored["defines"].passed
 
 
 @pytest.mark.slow
