@@ -677,10 +677,12 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
             f"probe_eval: lines in eval_dev's format (`{PROBE_PATH.relative_to(ROOT)}`), written "
             "for llmvigil after the evaluators were tuned, to see how they carry over to unseen "
             f"lines of the same kinds; {sizes[0]} to {sizes[-1]} labelled lines per evaluator, "
-            "too few to judge on. Its factuality lines include swapped values (each number the "
-            "evidence gives, said of the other thing); they scored 0.800 until factuality v2 "
-            "added its number-binding check after seeing them, so that figure is no longer "
-            "unseen. `llmvigil evaluate --dataset` on the file shows each line's score and why.",
+            "too few to judge on. Two changes followed from reading its scores, so those lines "
+            "are no longer unseen: factuality v2's number-binding check (its factuality lines, "
+            "which include swapped values, scored 0.800 before) and relevance v2 reading "
+            "'..., so ...' as a reason (ranking unchanged, a correct 'why' answer no longer "
+            "scored near the threshold). `llmvigil evaluate --dataset` on the file shows each "
+            "line's score and why.",
         ]
     held = q["held_out"]
     k = held["split_train_groups"]

@@ -73,6 +73,8 @@ _REASON = re.compile(
     r"\b(because|since|due to|owing to|caused by|causes?|causing|as a result|so that|"
     r"in order to|therefore|thus|hence|which is why|that is why|leads? to|results? in|"
     r"the reason|means that|so \w+ that|creat(?:es|ing)|produc(?:es|ing)|triggers?)\b"
+    # "..., so blue light reaches us": a consequence drawn from what came before.
+    r"|,\s+so\s+(?!far\b|much\b|many\b)\w"
 )
 _YES_NO = _set(
     "yes yeah yep no nope sure certainly absolutely definitely correct indeed unfortunately nah"

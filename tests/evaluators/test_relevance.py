@@ -81,6 +81,8 @@ def test_answer_forms():
     )
     assert "person" not in answer_forms("Microsoft makes Windows, Office and the Xbox.")
     assert "reason" in answer_forms("Because air scatters blue light more.")
+    assert "reason" in answer_forms("Air scatters blue light most, so the sky looks blue.")
+    assert "reason" not in answer_forms("It opens at 9, so far so good.")
     assert "yesno" in answer_forms("No. Grapes can cause kidney failure.")
     assert "instructions" not in answer_forms("Routers were first sold in the 1990s.")
     # Steps listed with commas: "settings, choose" is no plural subject and its verb.
