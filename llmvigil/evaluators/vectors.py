@@ -230,15 +230,14 @@ def _pooling_module(model_path: Path):
     """
     import torch
     from transformers import AutoModel
-
-    # Eager attention traces to plain MatMul/Softmax, which ORT's BERT
-    # optimiser then fuses into one Attention op per layer.
     from transformers.utils import logging as hf_logging
 
     # Loading prints a progress bar per call; not ours to show in a user's process.
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
+        # Eager attention traces to plain MatMul/Softmax, which ORT's BERT
+        # optimiser then fuses into one Attention op per layer.
         bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
     finally:
         if bar_was_on:
