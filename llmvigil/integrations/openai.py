@@ -542,10 +542,40 @@ async def _record_chunks_async(stream: AsyncStream[_T], recorder: _StreamRecorde
     recorder.end()
 
 
-_OWN = frozenset({"_iterator", "_llmvigil_stream", "_llmvigil_recorder"})
+class _StreamProxy:
+    """What both instrumented streams share: every attribute but their own goes to the original.
+
+    ``Stream.__init__`` is never called: it would start a second decoder on
+    the same response. ``_iterator`` is what ``Stream``'s iteration methods use.
+    """
+
+    _OWN = frozenset({"_iterator", "_llmvigil_stream", "_llmvigil_recorder"})
+
+    def _attach(self, stream: Any, recorder: _StreamRecorder, iterator: Any) -> None:
+        own = self.__dict__
+        own["_llmvigil_stream"] = stream
+        own["_llmvigil_recorder"] = recorder
+        own["_iterator"] = iterator
+
+    def __getattr__(self, name: str) -> Any:
+        stream = self.__dict__.get("_llmvigil_stream")
+        if stream is None:
+            raise AttributeError(name)
+        return getattr(stream, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._OWN:
+            self.__dict__[name] = value
+        else:
+            setattr(self.__dict__["_llmvigil_stream"], name, value)
+
+    def __del__(self) -> None:
+        recorder = self.__dict__.get("_llmvigil_recorder")
+        if recorder is not None:
+            recorder.end(incomplete="abandoned")
 
 
-class InstrumentedStream(Stream[_T]):
+class InstrumentedStream(_StreamProxy, Stream[_T]):
     """The ``openai.Stream`` a streamed call returned, recording each chunk on the call's span.
 
     A subclass of ``openai.Stream`` (``isinstance`` checks hold) that
@@ -557,23 +587,7 @@ class InstrumentedStream(Stream[_T]):
     """
 
     def __init__(self, stream: Stream[_T], recorder: _StreamRecorder) -> None:
-        # Stream.__init__ is not called: it would start a second decoder on the same response.
-        own = self.__dict__
-        own["_llmvigil_stream"] = stream
-        own["_llmvigil_recorder"] = recorder
-        own["_iterator"] = _record_chunks(stream, recorder)  # what Stream's __iter__/__next__ use
-
-    def __getattr__(self, name: str) -> Any:
-        stream = self.__dict__.get("_llmvigil_stream")
-        if stream is None:
-            raise AttributeError(name)
-        return getattr(stream, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _OWN:
-            self.__dict__[name] = value
-        else:
-            setattr(self.__dict__["_llmvigil_stream"], name, value)
+        self._attach(stream, recorder, _record_chunks(stream, recorder))
 
     def close(self) -> None:
         """Close the original stream (and its connection) and end the span."""
@@ -582,13 +596,8 @@ class InstrumentedStream(Stream[_T]):
         finally:
             self.__dict__["_llmvigil_recorder"].end(incomplete="closed")
 
-    def __del__(self) -> None:
-        recorder = self.__dict__.get("_llmvigil_recorder")
-        if recorder is not None:
-            recorder.end(incomplete="abandoned")
 
-
-class InstrumentedAsyncStream(AsyncStream[_T]):
+class InstrumentedAsyncStream(_StreamProxy, AsyncStream[_T]):
     """The ``openai.AsyncStream`` a streamed call returned, recording each chunk on its span.
 
     The asynchronous twin of :class:`InstrumentedStream`: ``async for``,
@@ -596,22 +605,7 @@ class InstrumentedAsyncStream(AsyncStream[_T]):
     """
 
     def __init__(self, stream: AsyncStream[_T], recorder: _StreamRecorder) -> None:
-        own = self.__dict__
-        own["_llmvigil_stream"] = stream
-        own["_llmvigil_recorder"] = recorder
-        own["_iterator"] = _record_chunks_async(stream, recorder)
-
-    def __getattr__(self, name: str) -> Any:
-        stream = self.__dict__.get("_llmvigil_stream")
-        if stream is None:
-            raise AttributeError(name)
-        return getattr(stream, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _OWN:
-            self.__dict__[name] = value
-        else:
-            setattr(self.__dict__["_llmvigil_stream"], name, value)
+        self._attach(stream, recorder, _record_chunks_async(stream, recorder))
 
     async def close(self) -> None:
         """Close the original stream (and its connection) and end the span."""
@@ -619,8 +613,3 @@ class InstrumentedAsyncStream(AsyncStream[_T]):
             await self.__dict__["_llmvigil_stream"].close()
         finally:
             self.__dict__["_llmvigil_recorder"].end(incomplete="closed")
-
-    def __del__(self) -> None:
-        recorder = self.__dict__.get("_llmvigil_recorder")
-        if recorder is not None:
-            recorder.end(incomplete="abandoned")
