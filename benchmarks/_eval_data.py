@@ -5,8 +5,9 @@ toxicity training script and the tests, so that every number reported for an
 evaluator is computed the same way: the same files, the same length-matched
 subset, the same ROC AUC.
 
-The files are described in ``datasets/README.md``; set ``LLMVIGIL_DATASETS``
-to the folder holding them when it is not ``/work/shared/datasets``.
+The files and their licences are in the repository's ``datasets/`` folder
+(``datasets/README.md`` describes them); set ``LLMVIGIL_DATASETS`` to read
+another folder of files with the same names.
 
 Example::
 
@@ -34,6 +35,7 @@ from llmvigil.evaluators.text import word_count
 
 __all__ = [
     "DATASETS_DIR",
+    "DEFAULT_DATASETS_DIR",
     "dataset_path",
     "evaluate_file",
     "labelled",
@@ -42,9 +44,29 @@ __all__ = [
     "roc_auc",
     "subset",
     "to_item",
+    "use_datasets_dir",
 ]
 
-DATASETS_DIR = Path(os.environ.get("LLMVIGIL_DATASETS", "/work/shared/datasets"))
+# Relative to this file, so a fresh clone finds its data wherever it lies.
+DEFAULT_DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
+DATASETS_DIR = Path(os.environ.get("LLMVIGIL_DATASETS") or DEFAULT_DATASETS_DIR)
+
+
+def use_datasets_dir(folder: str | Path) -> Path:
+    """Read dataset files by name from ``folder`` from now on; returns it resolved.
+
+    For the benchmark's and the training script's ``--datasets`` option.
+    Raises :class:`FileNotFoundError` when ``folder`` is not a directory.
+    """
+    global DATASETS_DIR
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"datasets folder {str(folder)!r} is not a directory; pass the folder holding "
+            f"eval_dev.jsonl (default {DEFAULT_DATASETS_DIR})"
+        )
+    DATASETS_DIR = path
+    return path
 
 
 def dataset_path(name: str | Path) -> Path:

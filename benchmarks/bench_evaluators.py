@@ -16,8 +16,10 @@ alone. Those heads are written to temporary weights files and scored through
 the real :class:`ToxicityEvaluator`, so only the weights differ from the
 shipped evaluator.
 
-Also, for information: ``benchmarks/data/probe_eval.jsonl``, lines of
-eval_dev's kinds written for llmvigil after the evaluators were tuned.
+The dev files are read from the repository's ``datasets/`` folder (where
+their licences are too), or from ``--datasets DIR``. Also, for information:
+``benchmarks/data/probe_eval.jsonl``, lines of eval_dev's kinds written for
+llmvigil after the evaluators were tuned.
 
 Throughput: ``--spans`` demo spans (``llmvigil.demo.run_demo``, through the
 real decorator, spool and ingest, into a temporary DuckDB file) scored by a
@@ -33,6 +35,7 @@ cost of real traffic where texts rarely repeat.
 Usage::
 
     python benchmarks/bench_evaluators.py [--spans 10000] [--batch-size N] [--write]
+    python benchmarks/bench_evaluators.py --skip-throughput --datasets DIR   # other dev files
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+#: The public dev sets and their licences, carried by the repository.
+DATASETS = ROOT / "datasets"
 PACKAGES = [
     "llmvigil",
     "numpy",
@@ -862,6 +867,13 @@ def main() -> int:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="runner batch size (default: Runner's)"
     )
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=DATASETS,
+        metavar="DIR",
+        help="folder of the dev files (default: the repository's datasets/)",
+    )
     parser.add_argument("--write", action="store_true", help=f"replace '{SECTION}' in RESULTS.md")
     parser.add_argument("--skip-quality", action="store_true", help="throughput only")
     parser.add_argument("--skip-throughput", action="store_true", help="quality only")
@@ -872,6 +884,12 @@ def main() -> int:
         return 0
     if args.write and (args.skip_quality or args.skip_throughput):
         parser.error("--write needs the whole benchmark (no --skip-*)")
+    from benchmarks._eval_data import use_datasets_dir
+
+    try:
+        use_datasets_dir(args.datasets)
+    except FileNotFoundError as exc:
+        parser.error(f"--datasets: {exc}")
     command = f"python benchmarks/bench_evaluators.py --spans {args.spans}"
     if args.batch_size:
         command += f" --batch-size {args.batch_size}"

@@ -21,9 +21,9 @@ Data (labelled, public):
   (explicit insults without and with swear words, and harmless lines with
   rude-looking words), part of this repository's own data.
 
-Both live in the shared datasets folder (``LLMVIGIL_DATASETS``, default
-``/work/shared/datasets``). No other part of ToxiGen is used: the groups it
-leaves out are what the head is measured on elsewhere.
+Both live in the repository's ``datasets/`` folder, with their licences
+(``--datasets DIR`` reads another). No other part of ToxiGen is used: the
+groups it leaves out are what the head is measured on elsewhere.
 
 How the choices were made (all printed by this script):
 
@@ -94,6 +94,7 @@ Usage::
     python scripts/train_toxicity_head.py            # measure, then write the weights
     python scripts/train_toxicity_head.py --no-write # measure only
     python scripts/train_toxicity_head.py --grid     # also the C / weighting grid, nested
+    python scripts/train_toxicity_head.py --no-write --datasets DIR  # other dev files
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._eval_data import load_rows  # noqa: E402
+from benchmarks._eval_data import load_rows, use_datasets_dir  # noqa: E402
 from llmvigil.evaluators.toxicity import (  # noqa: E402
     WEIGHTS_FORMAT,
     WEIGHTS_PATH,
@@ -123,6 +124,8 @@ from llmvigil.evaluators.toxicity import (  # noqa: E402
 )
 from llmvigil.evaluators.vectors import DIMENSIONS, LAYERS, shared_vectors  # noqa: E402
 
+#: The public dev sets and their licences, carried by the repository.
+DATASETS = ROOT / "datasets"
 SEED = 0
 C = 1.0
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -342,9 +345,20 @@ def print_grid(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=DATASETS,
+        metavar="DIR",
+        help="folder of toxigen_dev.jsonl and eval_dev.jsonl (default: the repository's datasets/)",
+    )
     parser.add_argument("--no-write", action="store_true", help="measure only")
     parser.add_argument("--grid", action="store_true", help="also print the C / weighting grid")
     args = parser.parse_args()
+    try:
+        use_datasets_dir(args.datasets)
+    except FileNotFoundError as exc:
+        parser.error(f"--datasets: {exc}")
     seed_everything()
     started = time.perf_counter()
 

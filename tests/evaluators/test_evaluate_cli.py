@@ -18,7 +18,7 @@ from llmvigil.storage import Store
 from tests.storage.spans_factory import make_span
 
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = REPO / "datasets"
 
 
 def cli(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
