@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,25 +24,64 @@ PROMPT_KEYS = ("messages", "prompt", "input", "query", "question", "text")
 
 
 def clean_text(text: str) -> str:
-    """``text`` without what JSON, Arrow or PostgreSQL refuse: lone surrogates and NUL."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    """``text`` without what JSON, Arrow or PostgreSQL refuse: lone surrogates and NUL.
+
+    Each becomes U+FFFD, the replacement character, so a cleaned text keeps
+    its length and shows where something was replaced.
+    """
+    if not text.isascii():  # O(1), and an ASCII text holds no surrogate
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATE.sub("\ufffd", text)
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_of(value: Any) -> str | None:
+    """The text a string column stores for ``value``; never raises.
+
+    None stays None; a string is cleaned (:func:`clean_text`); bytes are
+    decoded as UTF-8 with replacement; anything else is its ``str()``, or its
+    ``repr()``, or ``<TypeName>`` when both fail. The collector passes every
+    string column's value through here, so no field can hold what a store
+    refuses.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return clean_text(bytes(value[:_MAX_BYTES]).decode("utf-8", "replace"))
+    try:
+        text = str(value)
+        if not isinstance(text, str):
+            raise TypeError("__str__ returned a non-string")
+    except Exception:
+        return _short_repr(value)
+    return clean_text(text)
+
+
+_MAX_BYTES = 65_536
+#: Integers beyond this many bits are kept as text: JSON readers lose their precision.
+_MAX_INT_BITS = 64
 
 
 def _plain(value: Any, depth: int, seen: set[int], budget: list[int]) -> Any:
     """A JSON-safe copy of ``value`` (dicts, lists, str, int, float, bool, None)."""
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return int(value) if value.bit_length() <= _MAX_INT_BITS else _big_int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, str):
         budget[0] -= len(value)
         return clean_text(value if budget[0] >= 0 else value[: max(0, len(value) + budget[0])])
     if isinstance(value, bytes | bytearray | memoryview):
-        return clean_text(bytes(value[:65_536]).decode("utf-8", "replace"))
+        return clean_text(bytes(value[:_MAX_BYTES]).decode("utf-8", "replace"))
     if depth >= _MAX_DEPTH or budget[0] <= 0:
         return f"<{type(value).__name__}>"
     marker = id(value)
@@ -51,7 +91,7 @@ def _plain(value: Any, depth: int, seen: set[int], budget: list[int]) -> Any:
     try:
         if isinstance(value, Mapping):
             return {
-                str(k): _plain(v, depth + 1, seen, budget)
+                _key(k): _plain(v, depth + 1, seen, budget)
                 for k, v in list(value.items())[:_MAX_ITEMS]
             }
         if isinstance(value, list | tuple | set | frozenset | deque):
@@ -63,24 +103,48 @@ def _plain(value: Any, depth: int, seen: set[int], budget: list[int]) -> Any:
             fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
             return _plain(fields, depth + 1, seen, budget)
         return _short_repr(value)
+    except Exception:  # a container that fails while read: only this part is lost
+        return _short_repr(value)
     finally:
         seen.discard(marker)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return clean_text(key)
+    return text_of(key) or "null"
+
+
+def _big_int(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return f"<int of {value.bit_length()} bits>"
 
 
 def _short_repr(value: Any) -> str:
     try:
         text = repr(value)
+        if not isinstance(text, str):
+            raise TypeError("__repr__ returned a non-string")
     except Exception:
-        return f"<{type(value).__name__}>"
+        return _type_placeholder(value)
     return clean_text(text[:2_000])
+
+
+def _type_placeholder(value: Any) -> str:
+    try:
+        return clean_text(f"<{type(value).__name__}>")
+    except Exception:
+        return "<object>"
 
 
 def to_json(value: Any, limit: int = 1_000_000) -> str:
     """JSON text for any object; never raises."""
     try:
-        return json.dumps(_plain(value, 0, set(), [limit]), ensure_ascii=False)
+        return json.dumps(_plain(value, 0, set(), [limit]), ensure_ascii=False, allow_nan=False)
     except Exception:
-        return json.dumps(f"<unserialisable {type(value).__name__}>")
+        return json.dumps(f"<unserialisable {_type_placeholder(value)[1:-1]}>")
 
 
 def to_text(value: Any, limit: int = 1_000_000) -> str | None:

@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -37,13 +39,98 @@ from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
 
 
-def _encode_json_columns(row: Mapping[str, Any]) -> dict[str, Any]:
-    encoded = dict(row)
-    for key in SPAN_JSON_COLUMNS:
-        value = encoded.get(key)
-        if value is not None and not isinstance(value, str):
-            encoded[key] = json.dumps(value, default=str)
-    return encoded
+def _table_from_rows(rows: Sequence[Mapping[str, Any]], refused: dict[int, str]) -> pa.Table:
+    """Dicts as a table of the ``spans`` types, column by column; a value that does not fit
+    its column refuses its row (recorded in ``refused``) instead of the whole batch."""
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in names)
+    unknown = set(names) - set(SPAN_ARROW_SCHEMA.names)
+    if unknown:
+        raise IngestError(
+            f"spans have unknown columns {sorted(unknown)}; "
+            f"known: {', '.join(SPAN_ARROW_SCHEMA.names)}"
+        )
+    columns = {}
+    for name in names:
+        field = SPAN_ARROW_SCHEMA.field(name)
+        values = [row.get(name) for row in rows]
+        if name in SPAN_JSON_COLUMNS:
+            values = [_json_text(v, name, i, refused) for i, v in enumerate(values)]
+        try:
+            columns[name] = pa.array(values, field.type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            columns[name] = _array_by_value(values, field, refused)
+    return pa.table(columns) if columns else pa.table({})
+
+
+def _json_text(value: Any, name: str, row: int, refused: dict[int, str]) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        refused.setdefault(row, f"{name} cannot be written as JSON ({exc})")
+        return None
+
+
+def _array_by_value(values: list[Any], field: pa.Field, refused: dict[int, str]) -> pa.Array:
+    kept = []
+    for row, value in enumerate(values):
+        try:
+            pa.array([value], field.type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            refused.setdefault(row, f"{field.name} {_shown(value)} is not {field.type} ({exc})")
+            value = None
+        kept.append(value)
+    return pa.array(kept, field.type)
+
+
+def _cast_column(
+    column: pa.ChunkedArray, field: pa.Field, refused: dict[int, str]
+) -> pa.ChunkedArray:
+    """``column`` as ``field.type``; a value that does not convert refuses its row only."""
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowException, ValueError):
+        pass
+    kept = []
+    for row in range(len(column)):
+        value = column[row : row + 1]
+        try:
+            kept.append(value.cast(field.type))
+        except (pa.ArrowException, ValueError) as exc:
+            refused.setdefault(
+                row, f"{field.name} {_shown(column[row])} cannot be read as {field.type} ({exc})"
+            )
+            kept.append(pa.chunked_array([pa.nulls(1, field.type)]))
+    return pa.chunked_array([c for part in kept for c in part.chunks], field.type)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, pa.Scalar):
+        try:
+            value = value.as_py()
+        except Exception:
+            return f"<{value.type}>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe_refused(refused: Mapping[int, str], table: pa.Table, shown: int = 5) -> str:
+    """``refused`` (row -> reason) as a message naming the first rows and their span ids."""
+    ids = table.column("span_id") if "span_id" in table.column_names else None
+    parts = []
+    for row in sorted(refused)[:shown]:
+        span = ids[row].as_py() if ids is not None and row < len(ids) else None
+        parts.append(f"row {row}" + (f" (span {span})" if span else "") + f": {refused[row]}")
+    more = f"; and {len(refused) - shown} more" if len(refused) > shown else ""
+    return (
+        f"{len(refused)} of {table.num_rows} spans are unfit for the store: "
+        + "; ".join(parts)
+        + more
+        + ". Fix or drop those rows; Store.append_valid_spans stores the others"
+    )
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:
@@ -148,70 +235,133 @@ class Store:
         missing) or a list of dicts with those keys. Spans whose ``span_id`` is
         already stored are skipped, so appending a batch twice is harmless. The
         batch is checked whole before anything is written: on
-        :class:`IngestError` nothing was stored.
+        :class:`IngestError` (a column unknown or missing, or rows unfit for
+        either engine: a required value missing, a value of another type, text
+        that is not UTF-8 or holds a NUL, an id over 64 characters, JSON that
+        does not parse; the message names the rows, columns and reasons)
+        nothing was stored. :class:`StoreError` means the store failed. To
+        store the good rows of a batch and get the others back, use
+        :meth:`append_valid_spans`.
         """
-        table = self._conform(spans)
+        _, table, refused = self._conform(spans)
+        if refused:
+            raise IngestError(_describe_refused(refused, table))
         if table.num_rows == 0:
             return 0
         try:
-            if self._duck is not None:
-                cursor = self._duck.cursor()
-                try:
-                    return bulk.append_duckdb(cursor, table)
-                finally:
-                    cursor.close()
-            with self.engine.begin() as conn:
-                return bulk.append_postgres(conn, table)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"could not append spans to {self.display_url}: {exc}") from exc
+            return self._append_conformed(table)
         except Exception as exc:
-            if type(exc).__module__.startswith(("duckdb", "_duckdb", "psycopg")):
-                raise StoreError(f"could not append spans to {self.display_url}: {exc}") from exc
-            raise
+            if not bulk.refused_by_engine(exc):
+                raise self._store_error(exc) from exc
+            named = bulk.malformed_json_rows(table)
+            detail = _describe_refused(named, table) if named else bulk._first_line(exc)
+            raise IngestError(f"the store refused the batch: {detail}") from None
+
+    def append_valid_spans(self, spans: pa.Table) -> tuple[int, pa.Table]:
+        """Append the spans of ``spans`` that the store accepts; return ``(inserted, refused)``.
+
+        For batches from elsewhere (spool segments of older versions or other
+        writers): a row either engine would refuse does not stop the others.
+        ``refused`` holds those rows as they were given, with a
+        :data:`~llmvigil.storage.bulk.REASON_COLUMN` column saying why.
+        Raises :class:`IngestError` if the batch as a whole is unfit (a column
+        unknown or missing: nothing stored), :class:`StoreError` if the store
+        fails (the good rows may be partly stored; appending again is safe).
+        """
+        given, table, refused = self._conform(spans)
+        good = np.setdiff1d(np.arange(table.num_rows), np.fromiter(refused, int, len(refused)))
+        inserted = 0
+        if good.size:
+            checked = table.take(pa.array(good)) if refused else table
+            try:
+                inserted, engine_refused = self._append_isolating(checked, good)
+            except Exception as exc:
+                raise self._store_error(exc) from exc
+            refused.update(engine_refused)
+        rows = sorted(refused)
+        out = given.take(pa.array(rows, pa.int64()))
+        reasons = pa.array([refused[r] for r in rows], pa.string())
+        return inserted, out.append_column(bulk.REASON_COLUMN, reasons)
+
+    def _append_isolating(self, table: pa.Table, rows: np.ndarray) -> tuple[int, dict[int, str]]:
+        try:
+            return self._append_conformed(table), {}
+        except Exception as exc:
+            if not bulk.refused_by_engine(exc):
+                raise
+        # Name the rows whose JSON is bad in one Python pass before bisecting, so a segment
+        # full of them costs one pass, not two appends per row.
+        bad = bulk.malformed_json_rows(table)
+        refused = {int(rows[i]): reason for i, reason in bad.items()}
+        keep = np.setdiff1d(np.arange(table.num_rows), np.fromiter(bad, int, len(bad)))
+        if not keep.size:
+            return 0, refused
+        rest = table.take(pa.array(keep)) if bad else table
+        inserted, more = bulk.append_isolating(self._append_conformed, rest, rows[keep])
+        return inserted, {**refused, **more}
+
+    def _append_conformed(self, table: pa.Table) -> int:
+        if self._duck is not None:
+            cursor = self._duck.cursor()
+            try:
+                return bulk.append_duckdb(cursor, table)
+            finally:
+                cursor.close()
+        with self.engine.begin() as conn:
+            return bulk.append_postgres(conn, table)
+
+    def _store_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, StoreError | IngestError):
+            return exc
+        if isinstance(exc, sa.exc.SQLAlchemyError | OSError) or type(exc).__module__.startswith(
+            ("duckdb", "_duckdb", "psycopg")
+        ):
+            return StoreError(f"could not append spans to {self.display_url}: {exc}")
+        return exc
 
     @staticmethod
-    def _conform(spans: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
-        now = pa.scalar(utc_now(), pa.timestamp("us"))
-        if isinstance(spans, pa.Table):
-            table = spans
-        else:
-            try:
-                table = pa.Table.from_pylist([_encode_json_columns(r) for r in spans])
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                raise IngestError(f"spans cannot be read as a table: {exc}") from None
-        if "ingested_at" in table.column_names:
-            table = table.drop_columns(["ingested_at"])
-        table = table.append_column(
-            "ingested_at", pa.array([now.as_py()] * table.num_rows, now.type)
-        )
-        unknown = set(table.column_names) - set(SPAN_ARROW_SCHEMA.names)
+    def _conform(
+        spans: pa.Table | Sequence[Mapping[str, Any]],
+    ) -> tuple[pa.Table, pa.Table, dict[int, str]]:
+        """``(given, conformed, refused)``: the batch as given, as the ``spans`` schema with
+        ``ingested_at`` stamped, and the rows either engine would refuse, by row, with the reason.
+
+        Raises :class:`IngestError` only for what concerns the whole batch (unknown or missing
+        columns); a value of the wrong type or a missing required value refuses its row.
+        """
+        refused: dict[int, str] = {}
+        given = spans if isinstance(spans, pa.Table) else _table_from_rows(spans, refused)
+        if "ingested_at" in given.column_names:
+            given = given.drop_columns(["ingested_at"])
+        unknown = set(given.column_names) - set(SPAN_ARROW_SCHEMA.names)
         if unknown:
             raise IngestError(
                 f"spans have unknown columns {sorted(unknown)}; "
                 f"known: {', '.join(SPAN_ARROW_SCHEMA.names)}"
             )
-        missing = [c for c in _REQUIRED_SPAN_COLUMNS if c not in table.column_names]
+        missing = [
+            c for c in _REQUIRED_SPAN_COLUMNS if c not in given.column_names and c != "ingested_at"
+        ]
         if missing:
-            raise IngestError(f"spans lack required columns {missing}")
+            raise IngestError(f"spans have no column {missing}; each span needs a value there")
+        now = pa.scalar(utc_now(), pa.timestamp("us"))
         columns = []
         for field in SPAN_ARROW_SCHEMA:
-            if field.name in table.column_names:
-                column = table.column(field.name)
-                try:
-                    column = column.cast(field.type)
-                except (pa.ArrowException, ValueError) as exc:
-                    raise IngestError(
-                        f"span column {field.name!r} cannot be read as {field.type}: {exc}"
-                    ) from None
+            if field.name == "ingested_at":
+                column = pa.array([now.as_py()] * given.num_rows, now.type)
+            elif field.name in given.column_names:
+                column = _cast_column(given.column(field.name), field, refused)
                 if not field.nullable and column.null_count:
-                    raise IngestError(
-                        f"span column {field.name!r} is required but {column.null_count} "
-                        f"of {table.num_rows} spans have no value"
-                    )
+                    empty = pc.is_null(column).to_numpy(zero_copy_only=False)
+                    for row in np.flatnonzero(empty):
+                        refused.setdefault(int(row), f"{field.name} is required but empty")
             else:
-                column = pa.nulls(table.num_rows, field.type)
+                column = pa.nulls(given.num_rows, field.type)
             columns.append(column)
-        return pa.Table.from_arrays(columns, schema=SPAN_ARROW_SCHEMA)
+        table = pa.Table.from_arrays(columns, schema=SPAN_ARROW_SCHEMA.with_metadata(None))
+        for row, reason in bulk.refused_rows(table).items():
+            refused.setdefault(row, reason)
+        return given, table, refused
 
     def _span_filters(
         self,
