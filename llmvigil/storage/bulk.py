@@ -7,10 +7,11 @@ CONFLICT DO NOTHING`` from there, so a resent batch inserts nothing twice and
 a batch is committed whole or not at all.
 
 The two engines refuse different things: PostgreSQL a NUL in any text, an id
-over 64 characters, ``NaN`` or ``\\u0000`` in JSON; DuckDB text that is not
-UTF-8; both JSON that does not parse. :func:`refused_rows` finds, cheaply and
-column-wise, the rows either would refuse, so a store holds only what both
-accept and the good rows of a batch never wait for its bad ones. What an
+over 64 characters, ``NaN`` or ``\\u0000`` in JSON, all of which DuckDB takes;
+both text that is not UTF-8 and JSON that does not parse. :func:`refused_rows` finds, cheaply and
+column-wise, the rows one would take and the other refuse, so a store holds
+only what both accept; :func:`refused_rows_thorough` names the rows an engine
+refused, so the good rows of a batch never wait for its bad ones. What an
 engine still refuses is a :func:`refused_by_engine` error, which the store
 isolates by bisecting the batch (:func:`append_isolating`); any other error
 means the store itself failed.
@@ -19,7 +20,7 @@ means the store itself failed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -164,26 +165,20 @@ def _first_line(exc: BaseException) -> str:
 def refused_rows(table: pa.Table) -> dict[int, str]:
     """Rows of a conformed batch that DuckDB or PostgreSQL would refuse, each with the reason.
 
-    Checks text columns for UTF-8 validity, NUL characters and the schema's
-    length limits (:data:`TEXT_LIMITS`), and JSON columns for ``\\u0000``,
-    ``NaN`` and ``Infinity`` (DuckDB takes them, PostgreSQL does not). Each
-    check runs over whole columns (a good batch of 50,000 spans costs a few
-    milliseconds); only a column where a check finds something is looked at
-    row by row. JSON that does not parse is left to the engines,
-    which both refuse it (see :func:`malformed_json_rows`).
+    The cheap checks, run on every batch, for what one engine takes and the
+    other refuses: NUL characters in text and the schema's length limits
+    (:data:`TEXT_LIMITS`), and ``\\u0000``, ``NaN`` and ``Infinity`` in JSON
+    columns. Each runs over whole columns (a good batch of 50,000 spans costs
+    a few milliseconds); only a column where one finds something is looked at
+    row by row. What both engines refuse (text that is not UTF-8, JSON that
+    does not parse) is left to them, and named by :func:`refused_rows_thorough`
+    when they do.
     """
     reasons: dict[int, str] = {}
     for field in table.schema:
         if not pa.types.is_string(field.type):
             continue
         column = table.column(field.name)
-        invalid = _invalid_utf8_rows(column)
-        for row in invalid:
-            reasons.setdefault(row, f"{field.name} is not valid UTF-8")
-        if invalid:  # the other checks read text: they skip what is not text
-            mask = np.zeros(len(column), dtype=bool)
-            mask[list(invalid)] = True
-            column = pc.if_else(pa.array(mask), pa.nulls(len(column), column.type), column)
         if holds_nul(column):
             for row in _matching_rows(column, "\x00"):
                 reasons.setdefault(
@@ -201,42 +196,53 @@ def refused_rows(table: pa.Table) -> dict[int, str]:
                         f"{field.name} is {size} characters long; the store holds at most {limit}",
                     )
         if field.name in SPAN_JSON_COLUMNS:
-            # What DuckDB's JSON accepts and PostgreSQL's refuses; JSON that does not parse
-            # at all both refuse, so it is left to them.
+            # What DuckDB's JSON accepts and PostgreSQL's refuses.
             for needle in _JSON_ONLY_DUCKDB_ACCEPTS:
                 if not _holds_bytes(column, needle.encode()):
                     continue
                 for row in _matching_rows(column, needle):
-                    reason = _json_problem(column[row].as_py())
+                    reason = _json_problem(column[row])
                     if reason is not None:
                         reasons.setdefault(row, f"{field.name} {reason}")
     return reasons
 
 
-def malformed_json_rows(table: pa.Table, skip: Iterable[int] = ()) -> dict[int, str]:
-    """Rows whose JSON columns do not parse (strictly: no ``NaN``) or hold ``\\u0000``.
+def refused_rows_thorough(table: pa.Table) -> dict[int, str]:
+    """Rows with text that is not UTF-8, or JSON columns that do not parse (strictly: no
+    ``NaN``) or hold ``\\u0000``, each with the reason.
 
-    A Python pass over every JSON value: run only when an engine refused a
-    batch, to name its bad rows without bisecting.
+    A pass over every value: run only when an engine refused a batch, to name
+    its bad rows without bisecting.
     """
-    skipped = set(skip)
     reasons: dict[int, str] = {}
+    for field in table.schema:
+        if pa.types.is_string(field.type):
+            for row in _invalid_utf8_rows(table.column(field.name)):
+                reasons.setdefault(row, f"{field.name} is not valid UTF-8")
     for name in SPAN_JSON_COLUMNS:
         if name not in table.column_names:
             continue
-        for row, text in enumerate(table.column(name).to_pylist()):
-            if text is None or row in skipped or row in reasons:
-                continue
-            reason = _json_problem(text)
-            if reason is not None:
-                reasons[row] = f"{name} {reason}"
+        for row, text in enumerate(_texts(table.column(name))):
+            if text is not None and row not in reasons:
+                reason = _json_problem(text)
+                if reason is not None:
+                    reasons[row] = f"{name} {reason}"
     return reasons
 
 
-def _json_problem(text: str) -> str | None:
+def _texts(column: pa.ChunkedArray) -> list[str | None]:
     try:
+        return column.to_pylist()
+    except UnicodeDecodeError:  # those rows are named already; read them with replacement
+        raw = column.cast(pa.binary()).to_pylist()
+        return [None if v is None else v.decode("utf-8", "replace") for v in raw]
+
+
+def _json_problem(value: str | pa.Scalar) -> str | None:
+    try:
+        text = value.as_py() if isinstance(value, pa.Scalar) else value
         value = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError included
         return f"is not valid JSON ({exc})"
     if _holds_nul(value):
         return "holds a NUL character (\\u0000), which PostgreSQL cannot store"

@@ -253,7 +253,7 @@ class Store:
         except Exception as exc:
             if not bulk.refused_by_engine(exc):
                 raise self._store_error(exc) from exc
-            named = bulk.malformed_json_rows(table)
+            named = bulk.refused_rows_thorough(table)
             detail = _describe_refused(named, table) if named else bulk._first_line(exc)
             raise IngestError(f"the store refused the batch: {detail}") from None
 
@@ -289,9 +289,9 @@ class Store:
         except Exception as exc:
             if not bulk.refused_by_engine(exc):
                 raise
-        # Name the rows whose JSON is bad in one Python pass before bisecting, so a segment
-        # full of them costs one pass, not two appends per row.
-        bad = bulk.malformed_json_rows(table)
+        # Name the rows with bad UTF-8 or JSON in one Python pass before bisecting, so a
+        # segment full of them costs one pass, not two appends per row.
+        bad = bulk.refused_rows_thorough(table)
         refused = {int(rows[i]): reason for i, reason in bad.items()}
         keep = np.setdiff1d(np.arange(table.num_rows), np.fromiter(bad, int, len(bad)))
         if not keep.size:

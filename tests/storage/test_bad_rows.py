@@ -84,12 +84,17 @@ def test_append_spans_refuses_a_batch_with_an_unfit_row_naming_it(store: Store, 
     assert store.count_spans() == 0
 
 
-def test_invalid_utf8_in_a_string_column_refuses_that_row_only(store: Store) -> None:
+@pytest.mark.parametrize("column", ["output_text", "user_id", "trace_id", "metadata", "tags"])
+def test_invalid_utf8_in_a_string_column_refuses_that_row_only(store: Store, column: str) -> None:
     rows = [make_span(i) for i in range(6)]
-    table = with_raw_bytes(batch(rows), "output_text", 2, b"caf\xe9 \xff")
+    table = with_raw_bytes(batch(rows), column, 2, b'["caf\xe9 \xff"]')
     inserted, refused = store.append_valid_spans(table)
     assert inserted == 5 and store.count_spans() == 5
-    assert refused.column(REASON_COLUMN).to_pylist() == ["output_text is not valid UTF-8"]
+    assert refused.column(REASON_COLUMN).to_pylist() == [f"{column} is not valid UTF-8"]
+    assert refused.column("span_id").to_pylist() == [rows[2]["span_id"]]
+
+
+def test_invalid_utf8_is_named_in_append_spans_error(store: Store) -> None:
     with pytest.raises(IngestError, match="output_text is not valid UTF-8"):
         store.append_spans(with_raw_bytes(batch([make_span(9)]), "output_text", 0, b"\xc3"))
 
