@@ -55,6 +55,8 @@ def text_of(value: Any) -> str | None:
         return clean_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return clean_text(bytes(value[:_MAX_BYTES]).decode("utf-8", "replace"))
+    if type(value) is int:
+        return _big_int(value)
     try:
         text = str(value)
         if not isinstance(text, str):
@@ -162,10 +164,13 @@ def to_text(value: Any, limit: int = 1_000_000) -> str | None:
 
 
 def get_field(obj: Any, key: str) -> Any:
-    """``obj[key]`` for mappings, ``obj.key`` for objects, None when absent."""
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    """``obj[key]`` for mappings, ``obj.key`` for objects, None when absent or unreadable."""
+    try:
+        if isinstance(obj, Mapping):
+            return obj.get(key)
+        return getattr(obj, key, None)
+    except Exception:  # a property or __getattr__ that fails: as if absent
+        return None
 
 
 def messages_to_prompt(messages: Any) -> str | None:
