@@ -23,6 +23,7 @@ from llmvigil.collector import (
     span,
     stats,
 )
+from llmvigil.collector.runtime import warm_up_in_background as _warm_up_in_background
 from llmvigil.config import Settings, load_settings
 from llmvigil.errors import (
     ConfigError,
@@ -35,6 +36,10 @@ from llmvigil.evaluators import EvalItem, Evaluator, Score
 from llmvigil.storage import MetricRow, Store, open_store
 
 __version__ = "0.1.0"
+
+# Last, once every module of the package is loaded: the flush thread's own imports and the
+# price data load in the background from here on, not under the app's first calls.
+_warm_up_in_background()
 
 __all__ = [
     "ConfigError",

@@ -6,6 +6,14 @@ counted (or, with ``max_block_ms`` set, the caller waits at most that long for
 room first). The flush thread drains the queue in batches and hands each batch
 to the processor (the pipeline and the sink); nothing it does can raise into
 the caller.
+
+A batch the processor cannot take is not lost: it goes to ``spill``, the fast
+path that writes raw rows to the spool for the store's owner to finish. At
+exit (:meth:`Buffer.stop` with a deadline) the flush thread spills instead of
+processing as soon as the rest of the queue would not be processed in time,
+and whatever the flush thread could not take by the deadline (it hangs in a
+sink, or it died) the stopping thread spills itself. Only what even the spill
+cannot write is dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ log = logging.getLogger("llmvigil.collector")
 Processor = Callable[[list[tuple]], None]
 Hook = Callable[[], None]
 
+#: Seconds per record assumed for processing before the first batch was timed.
+_FIRST_GUESS_S = 50e-6
+
 
 class Buffer:
     """A bounded queue of raw records and the thread that drains it."""
@@ -35,27 +46,38 @@ class Buffer:
         batch_size: int = 2_000,
         interval_s: float = 1.0,
         max_block_ms: float = 0.0,
+        spill: Processor | None = None,
+        warm_up: Hook | None = None,
     ) -> None:
         self.processor = processor
         self.after_drain = after_drain
+        self.spill = spill
+        self.warm_up = warm_up
         self.capacity = capacity
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.max_block_ms = max_block_ms
         self._queue: deque[tuple] = deque()
         self._append = self._queue.append
-        self._wake = threading.Event()
-        self._done = threading.Condition()
-        self._room = threading.Condition()
-        self._requested = 0
-        self._completed = 0
         self._dropped = 0
         self._dropped_logged = 0
         self._processed = 0
+        self._spilled = 0
+        self._reset_threading()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _reset_threading(self) -> None:
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._room = threading.Condition()
+        self._start_lock = threading.Lock()
+        self._requested = 0
+        self._completed = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._start_lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._after_fork)
+        #: Monotonic time by which a stopping buffer must be empty (None: no hurry).
+        self._deadline: float | None = None
+        self._seconds_per_record = _FIRST_GUESS_S
 
     # -- caller's side ------------------------------------------------------------
 
@@ -69,7 +91,7 @@ class Buffer:
             if queued + 1 == self.batch_size:
                 self._wake.set()
         if self._thread is None:
-            self._start()
+            self.start()
 
     def _overflow(self, record: tuple) -> None:
         try:
@@ -93,7 +115,8 @@ class Buffer:
 
     # -- flush thread ---------------------------------------------------------------
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the flush thread if it is not running (it first runs ``warm_up``)."""
         with self._start_lock:
             if self._thread is not None:
                 return
@@ -103,6 +126,11 @@ class Buffer:
             self._thread = thread
 
     def _run(self) -> None:
+        if self.warm_up is not None:
+            try:
+                self.warm_up()
+            except Exception:
+                log.exception("llmvigil: preparing the flush thread failed")
         while True:
             self._wake.wait(self.interval_s)
             self._wake.clear()
@@ -118,32 +146,78 @@ class Buffer:
         """Process everything queued now, in batches, then call ``after_drain``.
 
         Runs on the flush thread, or on the caller's thread when no flush thread runs.
+        While stopping against a deadline, batches are spilled once processing the
+        rest would not finish in time.
         """
         queue = self._queue
+        spilling = False
         while queue:
-            batch: list[tuple] = []
-            pop = queue.popleft
-            try:
-                for _ in range(self.batch_size):
-                    batch.append(pop())
-            except IndexError:
-                pass
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                break  # the stopping thread spills the rest itself
+            batch = self._take(self.batch_size)
             with self._room:
                 self._room.notify_all()
-            try:
-                self.processor(batch)
-            except Exception:  # a bug in a processor must not kill the thread
-                log.exception("llmvigil: a batch of %d spans could not be processed", len(batch))
-            self._processed += len(batch)
+            if not spilling and self._deadline is not None:
+                left = self._deadline - time.monotonic()
+                # Half the time left is kept for spilling what processing could not reach.
+                spilling = (len(queue) + len(batch)) * self._seconds_per_record > left / 2
+            if spilling:
+                self._spill(batch)
+            else:
+                self._process(batch)
         if self.after_drain is not None:
             try:
                 self.after_drain()
             except Exception:
                 log.exception("llmvigil: retrying buffered batches failed")
+        self._log_dropped()
+
+    def _take(self, count: int) -> list[tuple]:
+        batch: list[tuple] = []
+        pop = self._queue.popleft
+        try:
+            for _ in range(count):
+                batch.append(pop())
+        except IndexError:
+            pass
+        return batch
+
+    def _process(self, batch: list[tuple]) -> None:
+        started = time.perf_counter()
+        try:
+            self.processor(batch)
+        except Exception:  # a bug or a broken sink must not lose the batch or kill the thread
+            log.exception(
+                "llmvigil: a batch of %d spans could not be processed; spilling it raw to the "
+                "spool instead",
+                len(batch),
+            )
+            self._spill(batch)
+            return
+        self._processed += len(batch)
+        per_record = (time.perf_counter() - started) / len(batch)
+        self._seconds_per_record = 0.5 * self._seconds_per_record + 0.5 * per_record
+
+    def _spill(self, batch: list[tuple]) -> None:
+        try:
+            if self.spill is None:
+                raise RuntimeError("no spill path is configured")
+            self.spill(batch)
+        except Exception as exc:
+            self._dropped += len(batch)
+            log.error(
+                "llmvigil: %d spans lost: they could not even be spilled (%s)", len(batch), exc
+            )
+            return
+        self._processed += len(batch)
+        self._spilled += len(batch)
+
+    def _log_dropped(self) -> None:
         if self._dropped > self._dropped_logged:
             log.warning(
-                "llmvigil: the span queue was full; %d spans dropped so far (queue_size=%d). "
-                "Raise [collector] queue_size or check that the sink is writable.",
+                "llmvigil: %d spans dropped so far (queue_size=%d): the queue was full or the "
+                "sink and the spool refused them. Raise [collector] queue_size or check that "
+                "the sink is writable.",
                 self._dropped,
                 self.capacity,
             )
@@ -151,7 +225,8 @@ class Buffer:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record queued before this call is processed; False on timeout."""
-        if self._thread is None or not self._thread.is_alive():
+        thread = self._thread
+        if thread is None or not thread.is_alive():
             self.drain()
             return True
         with self._done:
@@ -161,36 +236,63 @@ class Buffer:
             return self._done.wait_for(lambda: self._completed >= target, timeout)
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Flush and end the flush thread (it starts again on the next record)."""
-        thread = self._thread
-        if thread is None:
-            self.drain()
-            return True
-        self._stopping = True
-        flushed = self.flush(timeout)
-        thread.join(timeout)
-        self._thread = None
-        return flushed
+        """Empty the queue within ``timeout`` seconds and end the flush thread.
+
+        What the flush thread cannot process in time is spilled; what it has
+        not taken by the deadline (a hung sink holds it) is spilled by the
+        calling thread. True if everything was processed or spilled. The
+        thread starts again on the next record.
+        """
+        self._deadline = time.monotonic() + timeout
+        try:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                self.drain()
+                done = True
+            else:
+                self._stopping = True
+                done = self.flush(timeout)
+                if done:
+                    thread.join(max(0.0, self._deadline - time.monotonic()))
+            leftover = self._take(len(self._queue))
+            if leftover:
+                log.warning(
+                    "llmvigil: the flush thread did not finish in %.1f s; spilling the %d spans "
+                    "it had not reached to the spool",
+                    timeout,
+                    len(leftover),
+                )
+                for start in range(0, len(leftover), self.batch_size):
+                    self._spill(leftover[start : start + self.batch_size])
+                done = True
+            if thread is not None and thread.is_alive():
+                # The flush thread still finishes the batch in its hands (it is never abandoned
+                # inside native code at exit, which aborts the process), unless it hangs.
+                thread.join(max(timeout, 5.0))
+            self._log_dropped()
+            return done
+        finally:
+            self._thread = None
+            self._deadline = None
 
     def count_dropped(self, spans: int) -> None:
         """Count spans lost after leaving the queue (batches a failing sink could not take)."""
         self._dropped += spans
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``queued`` now, ``processed`` and ``dropped`` since start, ``capacity``."""
+        """Counters: ``queued`` now, ``processed`` (of which ``spilled`` raw to the spool) and
+        ``dropped`` since start, ``capacity``."""
         return {
             "queued": len(self._queue),
             "processed": self._processed,
+            "spilled": self._spilled,
             "dropped": self._dropped,
             "capacity": self.capacity,
         }
 
     def _after_fork(self) -> None:
         # The child inherits a copy of the parent's queue: the parent writes those records.
+        # Its locks may have been held by a thread that does not exist here: new ones.
         self._queue.clear()
-        self._thread = None
-        self._wake = threading.Event()
-        self._done = threading.Condition()
-        self._room = threading.Condition()
-        self._start_lock = threading.Lock()
-        self._requested = self._completed = 0
+        self._processed = self._spilled = self._dropped = self._dropped_logged = 0
+        self._reset_threading()

@@ -34,9 +34,14 @@ class PriceBook:
     """
 
     def __init__(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> None:
+        self._overrides = dict(overrides or {})
         self._units: dict[str, UnitPrice] = {
-            model: (inp / 1e6, out / 1e6) for model, (inp, out) in (overrides or {}).items()
+            model: (inp / 1e6, out / 1e6) for model, (inp, out) in self._overrides.items()
         }
+
+    def overrides(self) -> dict[str, tuple[float, float]]:
+        """The prices given to the book (USD per million input and output tokens), by model."""
+        return dict(self._overrides)
 
     def unit_price(self, model: str) -> UnitPrice:
         """(USD per input token, USD per output token) for ``model``, or None if unknown."""

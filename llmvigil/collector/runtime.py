@@ -1,10 +1,23 @@
-"""The process-wide collector: one buffer, one pipeline, one sink.
+"""The process-wide collector: one buffer, one pipeline, one sink, and how they end.
 
-Nothing needs configuring: on the first span the flush thread loads
+Nothing needs configuring: on the first batch the flush thread loads
 ``llmvigil.toml`` (or the defaults: spool into ``./.llmvigil/spool``). A
 configuration error found then is logged and the defaults are used, because
 the collector never raises into the app; :func:`configure`, called
 explicitly, does raise :class:`~llmvigil.errors.ConfigError`.
+
+How a process ends decides whether its last spans arrive, so every way out is
+covered:
+
+- a normal exit runs the ``atexit`` flush;
+- ``os._exit`` in a forked child (how multiprocessing, PyTorch DataLoader and
+  Celery workers leave) flushes first;
+- SIGTERM, while its handler is the default (``Pool.terminate()``, ``docker
+  stop``, Kubernetes), flushes and then dies of SIGTERM as before.
+
+Each flushes within ``[collector] exit_timeout_s``: what cannot be processed
+in time is spilled raw to the spool for the store's owner to finish, and what
+is lost all the same is logged with its count.
 """
 
 from __future__ import annotations
@@ -12,7 +25,11 @@ from __future__ import annotations
 import atexit
 import concurrent.futures.thread  # noqa: F401 - see below
 import contextlib
+import io
 import logging
+import os
+import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -36,15 +53,20 @@ class _State:
         self.settings: Settings | None = None
         self.pipeline: Any = None
         self.sink: Any = None
+        self.spool: Any = None
         self.pending: deque[Any] = deque()
         self.write_failures = 0
         self.last_error: str | None = None
         self.last_error_logged = 0.0
+        self.next_retry = 0.0
+        self.retry_now = False
 
 
 _state = _State()
 _lock = threading.RLock()
-
+# Held while the flush thread imports what it needs. A fork waits for it, because a child
+# forked mid-import would inherit a half-initialised module (genai-prices) for its whole life.
+_import_lock = threading.Lock()
 
 # Sink I/O happens only on the flush thread (or at shutdown, once it has stopped), so a hung
 # store can hold up only that thread: never a caller, never stats().
@@ -54,12 +76,35 @@ def _process(records: list[tuple]) -> None:
     with _lock:
         state = _ensure_configured()
         state.pending.append(state.pipeline(records))
-        _write_pending(state)
+        if len(state.pending) == 1 or time.monotonic() >= state.next_retry:
+            _write_pending(state)
+        else:
+            _bound_pending(state)
+
+
+def _spill(records: list[tuple]) -> None:
+    """Write ``records`` raw to the spool (rows before redaction and the other steps).
+
+    The path of last resort: at exit, and for a batch that processing failed
+    on. It takes the runtime lock only briefly, so a flush thread hung in a
+    sink while holding it cannot stop the exit from spilling.
+    """
+    state = _state
+    if (state.pipeline is None or state.spool is None) and _lock.acquire(timeout=1.0):
+        try:
+            state = _ensure_configured()
+        finally:
+            _lock.release()
+    if state.pipeline is None or state.spool is None:
+        raise RuntimeError("the collector is not configured")
+    state.spool.write(state.pipeline.raw(records))
 
 
 def _retry_pending() -> None:
     with _lock:
-        if _state.pending and _state.sink is not None:
+        due = _state.retry_now or time.monotonic() >= _state.next_retry
+        if _state.pending and _state.sink is not None and due:
+            _state.retry_now = False
             _write_pending(_state)
 
 
@@ -71,6 +116,10 @@ def _write_pending(state: _State) -> None:
         except Exception as exc:
             state.write_failures += 1
             state.last_error = f"{type(exc).__name__}: {exc}"
+            # Back off (up to 30 s) while the sink fails: a full disk is not retried 4 times a
+            # second, and each batch still joins the queue of pending ones.
+            backoff = min(30.0, 0.5 * 2 ** min(state.write_failures, 6))
+            state.next_retry = time.monotonic() + backoff
             if time.monotonic() - state.last_error_logged > 10:
                 log.error(
                     "llmvigil: cannot write spans to %r (%s); %d spans kept in memory to retry",
@@ -82,6 +131,8 @@ def _write_pending(state: _State) -> None:
             _bound_pending(state)
             return
         state.pending.popleft()
+        state.write_failures = 0
+        state.next_retry = 0.0
 
 
 def _pending_rows(state: _State) -> int:
@@ -101,28 +152,30 @@ def _ensure_configured() -> _State:
         except ConfigError as exc:
             log.error("llmvigil: %s\nllmvigil: collecting with the default settings instead", exc)
             settings = Settings()
-        _install(settings, _build_sink(settings, None))
+        _install(settings, None)
     return _state
 
 
-def _build_sink(settings: Settings, store: Any) -> Any:
+def _build_sinks(settings: Settings, store: Any) -> tuple[Any, Any]:
+    """(the sink, the spool) for ``settings``; a direct sink's store opens on its first batch."""
     from llmvigil.collector.sinks import DirectSink, SpoolSink
     from llmvigil.storage.store import Store
 
     spool = SpoolSink(Path(settings.collector.spool_dir).absolute())
     if isinstance(store, Store):
-        return DirectSink(store, fallback=spool)
+        return DirectSink(store, fallback=spool), spool
     if isinstance(store, str):
-        return DirectSink(Store(store), fallback=spool, owns_store=True)
+        return DirectSink(store, fallback=spool, owns_store=True), spool
     if settings.collector.sink == "direct":
-        return DirectSink(Store(settings.store.url), fallback=spool, owns_store=True)
-    return spool
+        return DirectSink(settings.store.url, fallback=spool, owns_store=True), spool
+    return spool, spool
 
 
-def _install(settings: Settings, sink: Any) -> None:
+def _install(settings: Settings, store: Any) -> None:
     from llmvigil.collector.pipeline import Pipeline
     from llmvigil.collector.pricing import PriceBook
 
+    sink, spool = _build_sinks(settings, store)
     with _lock:
         old_sink = _state.sink
         prices = PriceBook(
@@ -130,6 +183,7 @@ def _install(settings: Settings, sink: Any) -> None:
         )
         _state.pipeline = Pipeline(settings.collector, prices)
         _state.sink = sink
+        _state.spool = spool
         _state.settings = settings
         c = settings.collector
         BUFFER.capacity = c.queue_size
@@ -162,47 +216,216 @@ def configure(settings: Settings | None = None, *, store: Any = None, **collecto
             raise ConfigError(f"invalid collector setting: {exc}") from None
         settings = settings.model_copy(update={"collector": checked})
     BUFFER.flush()
-    _install(settings, _build_sink(settings, store))
+    _install(settings, store)
 
 
 def flush(timeout: float = 10.0) -> bool:
     """Write every span recorded so far; True if all of it reached the sink within ``timeout``."""
+    _state.retry_now = bool(_state.pending)  # an explicit flush does not wait for the backoff
     return BUFFER.flush(timeout) and not _state.pending
 
 
 def shutdown(timeout: float = 10.0) -> bool:
-    """Flush, stop the flush thread and release the sink; the next span starts afresh."""
+    """Flush, stop the flush thread and release the sink; the next span starts afresh.
+
+    Within ``timeout`` what cannot be processed is spilled raw to the spool,
+    and batches a failing sink still holds go to the spool too; True if
+    nothing was lost. What is lost is counted in ``stats()["dropped"]`` and
+    logged with its count.
+    """
     done = BUFFER.stop(timeout)
-    with _lock:
-        done = done and not _state.pending
+    locked = _lock.acquire(timeout=max(0.1, timeout))
+    try:
+        unsent = _spool_pending(_state)
+        if unsent:
+            BUFFER.count_dropped(unsent)
+            log.error(
+                "llmvigil: %d spans lost at shutdown: neither the sink (%s) nor the spool "
+                "would take them",
+                unsent,
+                _state.last_error,
+            )
+            done = False
         if _state.sink is not None:
-            _state.sink.close()
+            with contextlib.suppress(Exception):
+                _state.sink.close()
         _state.__init__()
+    finally:
+        if locked:
+            _lock.release()
     return done
 
 
+def _spool_pending(state: _State) -> int:
+    """Give the batches a failing sink holds one last try, then the spool; return rows lost."""
+    if state.pending and state.sink is not None:
+        with contextlib.suppress(Exception):
+            _write_pending(state)
+    lost = 0
+    while state.pending:
+        table = state.pending.popleft()
+        try:
+            if state.spool is None or state.spool is state.sink:
+                raise OSError("the spool is the sink that failed")
+            state.spool.write(table)
+        except Exception:
+            lost += table.num_rows
+    return lost
+
+
 def stats() -> dict[str, Any]:
-    """The collector's counters: ``queued``, ``processed``, ``dropped``, ``capacity``,
-    ``pending`` (spans waiting for a failing sink), ``write_failures``, ``last_error``, ``sink``.
+    """The collector's counters: ``queued``, ``processed`` (of which ``spilled`` raw to the
+    spool at exit or after a processing failure), ``dropped``, ``capacity``, ``pending``
+    (spans waiting for a failing sink), ``spooled`` (spans a direct sink wrote to the spool
+    because its store failed), ``write_failures``, ``last_error``, ``sink``.
 
     Example::
 
-        llmvigil.stats()["dropped"]   # spans lost to a full queue since the process started
+        llmvigil.stats()["dropped"]   # spans lost since the process started
     """
     sink = _state.sink
     return {
         **BUFFER.stats(),
         "pending": _pending_rows(_state),
+        "spooled": getattr(sink, "spooled", 0),
         "write_failures": _state.write_failures,
         "last_error": _state.last_error,
         "sink": repr(sink) if sink is not None else None,
     }
 
 
-BUFFER = Buffer(_process, _retry_pending)
+_warmed = threading.Event()
+
+
+def _warm_up() -> None:
+    """Import what the flush thread needs and load the price data, before the first batch.
+
+    Started in the background when the collector is imported, and run again
+    (a no-op by then) first thing on the flush thread. Done later, on the
+    first batch, these imports wait for the GIL at every file they stat, and a
+    caller in a tight loop holds it: seconds with nothing written while the
+    queue overflows.
+    """
+    if _warmed.is_set():
+        return
+    with _import_lock:
+        if _warmed.is_set():
+            return
+        # Each file an import stats or reads gives the GIL away, and a busy thread keeps it
+        # for a whole switch interval (5 ms): for these imports only, it is asked back sooner.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 0.0002))
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            from llmvigil.collector import pipeline, sinks  # noqa: F401
+
+            # The first conversion imports pandas (pyarrow checks for Series) and the first
+            # Parquet write loads its codecs: both happen here, not on the first batch.
+            pq.write_table(pa.table({"warm": pa.array(["up"])}), io.BytesIO(), compression="zstd")
+            from llmvigil.collector.pricing import PriceBook
+            from llmvigil.collector.redact import make_redactor
+
+            # A first redaction builds whatever the redactor builds lazily (its secret patterns)
+            # here, where a fork waits for it, never under a lock a forked child inherits held.
+            redact = make_redactor()
+            if redact is not None:
+                redact("warm-up: jo@example.com +44 20 7946 0958 password=x sk-abc 10.0.0.1")
+            PriceBook().unit_price("gpt-4o-mini")  # loads genai-prices' database
+        finally:
+            sys.setswitchinterval(interval)
+        _warmed.set()
+
+
+def warm_up_in_background() -> None:
+    """Start :func:`_warm_up` on a short-lived thread (the collector package calls it once)."""
+    with contextlib.suppress(RuntimeError):  # interpreter shutting down: the flush thread does it
+        threading.Thread(target=_warm_up_quietly, name="llmvigil-warm-up", daemon=True).start()
+
+
+def _warm_up_quietly() -> None:
+    try:
+        _warm_up()
+    except Exception:
+        log.exception("llmvigil: preparing the collector failed")
+
+
+def prepare() -> None:
+    """Start the flush thread (it warms up first) and the SIGTERM flush; called on decoration."""
+    BUFFER.start()
+    _flush_on_sigterm()
+
+
+def _exit_timeout() -> float:
+    settings = _state.settings
+    return settings.collector.exit_timeout_s if settings is not None else 5.0
+
+
+def _exit_flush() -> None:
+    with contextlib.suppress(Exception):  # the process is ending: say nothing more, raise nothing
+        shutdown(timeout=_exit_timeout())
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    _exit_flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _flush_on_sigterm() -> None:
+    # Only where SIGTERM still kills outright: an app's own handler is never replaced.
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(Exception):  # not the main interpreter, or no signals here
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _sigterm)
+
+
+_os_exit = os._exit
+
+
+def _flushing_exit(status: int) -> None:
+    """``os._exit`` in a forked child: flush the child's spans first (no exit hook runs)."""
+    if BUFFER.stats()["queued"] or _state.pending:
+        _exit_flush()
+    _os_exit(status)
+
+
+def _before_fork() -> None:
+    global _fork_holds_import
+    _fork_holds_import = _import_lock.acquire(timeout=10.0)
+
+
+_fork_holds_import = False
+
+
+def _after_fork_in_parent() -> None:
+    if _fork_holds_import:
+        _import_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _import_lock
+    # Locks held at the fork by threads the child does not have would stay held for ever.
+    _lock = threading.RLock()
+    _import_lock = threading.Lock()
+    _state.pending.clear()  # the parent writes the batches it holds
+    if _state.sink is not None:
+        with contextlib.suppress(Exception):
+            _state.sink = _state.sink.for_forked_child()
+    os._exit = _flushing_exit
+    _flush_on_sigterm()
+
+
+BUFFER = Buffer(_process, _retry_pending, spill=_spill, warm_up=_warm_up)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 @atexit.register
 def _flush_at_exit() -> None:
-    with contextlib.suppress(Exception):  # interpreter shutdown: say nothing, raise nothing
-        shutdown(timeout=5.0)
+    _exit_flush()

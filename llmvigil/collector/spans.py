@@ -53,8 +53,9 @@ class ActiveSpan:
         self._parent = _current.get()
         n = tracer._next_id()
         self._frame = (n, n if self._parent is None else self._parent[F_TRACE])
-        self.args = args
-        self.kwargs = kwargs
+        # The request as it is now: a caller that appends the reply to its messages list
+        # afterwards must not change what is recorded.
+        self.args, self.kwargs = tracer.snapshot_arguments(args, kwargs)
         self.context_values = _context_values.get()
         self.items: list[Any] | None = None
         self.ttft: int | None = None
@@ -270,4 +271,4 @@ def _attach_to(frame: tuple[int, int], values: Mapping[str, Any]) -> None:
         elif key == "tags":
             extras["tags"] = (*extras.get("tags", ()), *value)
         else:
-            extras[key] = value
+            extras[key] = tracer.snapshot(value)

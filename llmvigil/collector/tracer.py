@@ -10,8 +10,10 @@ A raw record is the tuple ``(spec_index, span_n, parent_frame, frame,
 t_start, t_end, ttft, args, kwargs, result, error, context_values,
 stream_items)`` with the indices named below; span numbers become string ids
 on the flush thread. Arguments and results are kept by reference until then,
-which is why the hot path is cheap: a caller that mutates an argument right
-after the call may see the mutated value recorded.
+which is why the hot path is cheap, except lists and dicts (a chat loop's
+``messages``, a request dict), which are copied two levels deep before the
+call (:func:`snapshot`): the conversation is recorded as the model saw it,
+not as it looks after the caller appended the reply.
 
 A decorated call's record holds no object of ours that the garbage collector
 tracks: the spec is an index into :data:`SPECS`, a frame is a tuple of two
@@ -36,6 +38,7 @@ from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, overload
 
 from llmvigil.collector.runtime import BUFFER as buffer
+from llmvigil.collector.runtime import prepare
 
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["llm", "retrieval", "tool", "chain", "embedding", "agent", "other"]
@@ -53,6 +56,51 @@ _context_values: ContextVar[dict | None] = ContextVar("llmvigil_context", defaul
 
 _ids = itertools.count(1)
 _next_id = _ids.__next__
+#: (first span number, id prefix) of this process and the processes it was forked from,
+#: oldest first. A forked child keeps counting where its parent was, so the numbers it
+#: inherits (the spans open at the fork: its parents) keep their parent's ids, and its own
+#: spans get ids of its own: ids stay unique and a child's spans point at their real parents.
+_epochs: list[tuple[int, str]] = [(0, os.urandom(8).hex())]
+
+
+def span_id(number: int) -> str:
+    """The 32-hex-digit id of span ``number`` of this process (unique across processes)."""
+    first, prefix = _epochs[-1]
+    if number < first:
+        prefix = next(p for f, p in reversed(_epochs) if number >= f)
+    return f"{prefix}{number:016x}"
+
+
+#: Argument types copied when a call is recorded: a conversation appended to after the call
+#: must be stored as it was when the call was made.
+_CONTAINERS = frozenset((list, dict))
+
+
+def _copied(value: Any) -> Any:
+    if type(value) is dict:
+        return dict(value)
+    if type(value) is list:
+        return list(value)
+    return value
+
+
+def snapshot(value: Any) -> Any:
+    """A list or dict as it is now, two levels deep (a list of message dicts, a request whose
+    ``messages`` is a list); any other value as it is."""
+    if type(value) is list:
+        return [_copied(v) for v in value]
+    if type(value) is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    return value
+
+
+def snapshot_arguments(args: tuple, kwargs: dict | None) -> tuple[tuple, dict | None]:
+    """``args`` and ``kwargs`` with their lists and dicts copied by :func:`snapshot`."""
+    return (
+        tuple(snapshot(a) for a in args),
+        {k: snapshot(v) for k, v in kwargs.items()} if kwargs else None,
+    )
+
 
 #: Every Spec ever made, by index (records refer to them by index; see the module docstring).
 SPECS: list[Spec] = []
@@ -95,11 +143,9 @@ def use_clock(
 
 
 def _reset_after_fork() -> None:
-    global _ids, _next_id, _specs_lock
-    _ids = itertools.count(1)
-    _next_id = _ids.__next__
+    global _specs_lock
+    _epochs.append((_next_id(), os.urandom(8).hex()))
     _specs_lock = threading.Lock()
-    _extras.clear()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -241,6 +287,7 @@ def observe(
             reference_arg,
             fn,
         )
+        prepare()  # the flush thread loads what it needs now, not under the first calls
         if inspect.isasyncgenfunction(fn):
             return _wrap_async_generator(fn, spec)
         if inspect.isgeneratorfunction(fn):
@@ -254,12 +301,24 @@ def observe(
 
 def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
     current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
+    containers = _CONTAINERS
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
         frame = (n, n if parent is None else parent[1])
+        seen, seen_kw = args, kwargs or None  # what is recorded: lists and dicts as they are now
+        for a in args:
+            if type(a) in containers:
+                seen, seen_kw = snapshot_arguments(args, kwargs)
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if type(a) in containers:
+                        seen, seen_kw = snapshot_arguments(args, kwargs)
+                        break
         token = current.set(frame)
         t0 = _clock()
         try:
@@ -276,8 +335,8 @@ def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
                     t0,
                     t1,
                     None,
-                    args,
-                    kwargs or None,
+                    seen,
+                    seen_kw,
                     None,
                     exc,
                     ctx.get(),
@@ -296,9 +355,9 @@ def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
                 t0,
                 t1,
                 None,
-                args,
-                kwargs or None,
-                result,
+                seen,
+                seen_kw,
+                snapshot(result) if type(result) in containers else result,
                 None,
                 ctx.get(),
                 None,
@@ -311,12 +370,24 @@ def _wrap_function(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
 
 def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
     current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
+    containers = _CONTAINERS
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
         frame = (n, n if parent is None else parent[1])
+        seen, seen_kw = args, kwargs or None  # what is recorded: lists and dicts as they are now
+        for a in args:
+            if type(a) in containers:
+                seen, seen_kw = snapshot_arguments(args, kwargs)
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if type(a) in containers:
+                        seen, seen_kw = snapshot_arguments(args, kwargs)
+                        break
         token = current.set(frame)
         t0 = _clock()
         try:
@@ -333,8 +404,8 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
                     t0,
                     t1,
                     None,
-                    args,
-                    kwargs or None,
+                    seen,
+                    seen_kw,
                     None,
                     exc,
                     ctx.get(),
@@ -353,9 +424,9 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
                 t0,
                 t1,
                 None,
-                args,
-                kwargs or None,
-                result,
+                seen,
+                seen_kw,
+                snapshot(result) if type(result) in containers else result,
                 None,
                 ctx.get(),
                 None,
@@ -368,12 +439,24 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
 
 def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
     current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
+    containers = _CONTAINERS
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
         frame = (n, n if parent is None else parent[1])
+        seen, seen_kw = args, kwargs or None  # what is recorded: lists and dicts as they are now
+        for a in args:
+            if type(a) in containers:
+                seen, seen_kw = snapshot_arguments(args, kwargs)
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if type(a) in containers:
+                        seen, seen_kw = snapshot_arguments(args, kwargs)
+                        break
         context_values = ctx.get()
         items: list[Any] = []
         ttft = None
@@ -418,7 +501,7 @@ def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
             raise
         finally:
             push(
-                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs or None, result,
+                (spec_id, n, parent, frame, t0, _clock(), ttft, seen, seen_kw, result,
                  error, context_values, tuple(items))
             )  # fmt: skip
 
@@ -427,12 +510,24 @@ def _wrap_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
 
 def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., Any]:
     current, push, ctx, spec_id = _current, buffer.push, _context_values, spec.register()
+    containers = _CONTAINERS
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         parent = current.get()
         n = _next_id()
         frame = (n, n if parent is None else parent[1])
+        seen, seen_kw = args, kwargs or None  # what is recorded: lists and dicts as they are now
+        for a in args:
+            if type(a) in containers:
+                seen, seen_kw = snapshot_arguments(args, kwargs)
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if type(a) in containers:
+                        seen, seen_kw = snapshot_arguments(args, kwargs)
+                        break
         context_values = ctx.get()
         items: list[Any] = []
         ttft = None
@@ -475,7 +570,7 @@ def _wrap_async_generator(fn: Callable[..., Any], spec: Spec) -> Callable[..., A
             raise
         finally:
             push(
-                (spec_id, n, parent, frame, t0, _clock(), ttft, args, kwargs or None, None,
+                (spec_id, n, parent, frame, t0, _clock(), ttft, seen, seen_kw, None,
                  error, context_values, tuple(items))
             )  # fmt: skip
 

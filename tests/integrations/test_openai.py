@@ -99,6 +99,21 @@ def chunk_text(chunks: list[Any]) -> str:
 # -- plain calls ---------------------------------------------------------------------------
 
 
+def test_a_chat_loop_records_each_turn_as_it_was_sent(client, spans_store):
+    messages = [{"role": "system", "content": "You answer in one sentence."}]
+    for question in ("Hello!", QUESTION):
+        messages.append({"role": "user", "content": question})
+        reply = client.chat.completions.create(model=MODEL, messages=messages)
+        # the conversation grows, and the caller keeps the reply as a ChatCompletionMessage
+        messages.append(reply.choices[0].message)
+    first, second = stored(spans_store)
+    assert [first["input_text"], second["input_text"]] == ["Hello!", QUESTION]
+    sent = second["metadata"]
+    sent = json.loads(sent) if isinstance(sent, str) else sent
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+
+
+
 def test_sync_call_records_model_prompt_answer_usage_and_cost(client, chat, spans_store):
     reply = client.chat.completions.create(
         model=MODEL,
