@@ -94,7 +94,12 @@ def _emails(data: bytes) -> list[Found]:
         domain = _DOMAIN.match(data, at + 1, at + 256) if start < at else None
         if domain is not None:
             in_url = start and data[start - 1] == 0x3A and b"://" in _token_before(data, start)
-            if not in_url:  # user:password@host in a URL: the URL pass takes the password
+            # git@github.com:acme/app.git is an SSH remote, not an address
+            ssh = (
+                data[domain.end() : domain.end() + 1] == b":"
+                and not data[domain.end() + 1 : domain.end() + 2].isspace()
+            )
+            if not in_url and not ssh:  # user:password@host in a URL: the URL pass takes it
                 found.append(Found(start, domain.end(), "email"))
             at = data.find(b"@", domain.end())
         else:
@@ -109,19 +114,27 @@ def _token_before(data: bytes, start: int) -> bytes:
 
 # -- passwords in URLs (any host, with or without a dot) ----------------------------------
 
-_URL_PASSWORD = _re2(rb"://([^\s:/?#@\[\]\"'<>]*):([^\s/?#\"'<>]+)@")
+_URL_PASSWORD = rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]\"'<>]*:[^\s/?#\"'<>]+@"
+_URL_PASSWORD_PARTS = _re2(rb"://([^\s:/?#@\[\]\"'<>]*):([^\s/?#\"'<>]+)@")
 
 
-def _url_passwords(data: bytes) -> list[Found]:
-    return [Found(*m.span(2), "password") for m in _URL_PASSWORD.finditer(data)]
+def _url_passwords(data: bytes, start: int, end: int) -> list[Found]:
+    """The passwords of the URLs that start in ``data[start:end]`` (they may end after it)."""
+    found = []
+    for match in _URL_PASSWORD_PARTS.finditer(data, max(0, start - 1), min(len(data), end + 512)):
+        if match.start() >= end:
+            break
+        found.append(Found(*match.span(2), "password"))
+    return found
 
 
 # -- numbers: phones, cards, SSNs, IBANs, IP addresses --------------------------------------
 
-# Between the digit groups of one number: one space, dot, dash or slash, or a parenthesis.
-_SEP = rb"(?:[ ./\-]|[ .\-]?\( ?|\)[ .\-]?)"
+# Between the digit groups of one number: one space, dot, dash or slash (or " / "), or a
+# parenthesis.
+_SEP = rb"(?:[ ./\-]|[ .\-]?\( ?|\)[ .\-]?| / )"
 _NUMBERS = (
-    rb"[A-Z]{2}[0-9]{2}(?:[ \-]?[A-Z0-9]){11,30}"  # IBAN
+    rb"[A-Z]{2}[0-9]{2}(?:[ \-]?[A-Z0-9]){11,}"  # IBAN
     rb"|\+ ?\(?[0-9](?:" + _SEP + rb"?[0-9]){6,}"  # E.164: 7 digits or more after the +
     rb"|\(?[0-9](?:" + _SEP + rb"?[0-9]){8,}"  # national numbers have 9 digits or more
     rb"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"  # IPv4
@@ -138,19 +151,21 @@ _PHONE_WORDS = re.compile(
 )
 _SSN_WORDS = re.compile(r"(?i)(?:\bssn|social security|soc\.? ?sec)")
 _VERSION_WORDS = re.compile(r"(?i)(?:version|\bver\.?|release|build|firmware)\W{0,3}$")
+_VERSION_AFTER = re.compile(rb"(?i)[ \t]*(?:release|version|build|update|patch|beta|rc)\b")
 _MAX_GROUPS = 7  # "+49 (0) 30 123 456 78": no number we redact has more digit groups
-_CARD_GROUPS = ((4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1))
+_CARD_GROUPS = ((4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 4, 4, 2))
 
 
 def _scan(ip: bool) -> re2._Regexp:
-    """One automaton for the secrets' and the numbers' patterns: one pass over each text.
+    """One automaton for the secrets' candidates and the numbers: one pass over each text.
 
     The secrets come first: where a token and a number start at the same byte
     (a Telegram token's digits), the token is tried.
     """
     scan = _SCANS.get(ip)
     if scan is None:
-        alternatives = [b"(?:" + s + b")" for s in secret_patterns.sources()]
+        sources = [secret_patterns.PRIVATE_KEY_HEAD, _URL_PASSWORD, *secret_patterns.scan_sources()]
+        alternatives = [b"(?:" + s + b")" for s in sources]
         scan = _SCANS[ip] = _re2(b"|".join([*alternatives, _NUMBERS_ONLY[ip].pattern]), False)
     return scan
 
@@ -169,19 +184,25 @@ def _scanned(data: bytes, ip: bool) -> list[Found]:
         piece = data[start:end]
         if not piece.translate(None, b"0123456789 ./-()+"):
             found.extend(_number(data, start, end, ip))
-        elif ip and b":" in piece and not piece.translate(None, b"0123456789abcdefABCDEF:."):
-            if _bounded(data, start, end) and _is_ip(piece.decode("ascii")):
-                found.append(Found(start, end, "ip"))
-        elif _IBAN_SHAPE.fullmatch(piece) and _bounded(data, start, end):
+            continue
+        if piece.startswith((b"-----BEGIN", b"BEGIN", b"PuTTY")):
+            found.extend(Found(*f) for f in secret_patterns.private_keys(data, start))
+            continue
+        if b"://" in piece:
+            passwords = _url_passwords(data, start, end)
+            if passwords:
+                found.extend(passwords)
+                continue
+        if _IBAN_SHAPE.fullmatch(piece) and _bounded(data, start, end):
             iban = _iban(data, start, end)
             if iban:
                 found.append(iban)
-        else:
-            secret = secret_patterns.check(data, start, end)
-            if secret:
-                found.append(Found(*secret))
-            else:  # not a token after all ("support/contact-us/call-0612345678"): numbers inside?
-                found.extend(_numbers_in(data, start, end, ip))
+                continue
+        secret = secret_patterns.check(data, start, end)
+        if secret:
+            found.append(Found(*secret))
+        else:  # not a token after all (an IPv6 address, "contact-us/call-0612345678")
+            found.extend(_numbers_in(data, start, end, ip))
     return found
 
 
@@ -270,9 +291,13 @@ class _DigitRun:
         lead = self.lead if i == 0 else ""
         if len(sizes) == 4 and seps == [".", ".", "."] and not lead:
             written = self.text[self.spans[i][0] : self.spans[j][1]]
-            ip = self.ip and max(sizes) <= 3 and _is_ip(written)
-            return "ip" if ip and not _VERSION_WORDS.search(self.context(i)) else None
-        if count < 7:
+            if not (self.ip and max(sizes) <= 3 and _is_ip(written)):
+                return None
+            version = _VERSION_WORDS.search(self.context(i)) or _VERSION_AFTER.match(
+                self.data, self.start + self.spans[j][1]
+            )
+            return None if version else "ip"
+        if count < 7 or self.continues(i, j):
             return None
         digits = "".join(self.groups[i : j + 1])
         plus = "+" in lead
@@ -285,6 +310,14 @@ class _DigitRun:
         if count <= 15 and not plus and _PHONE_WORDS.search(self.context(i)):
             return "phone"
         return None
+
+    def continues(self, i: int, j: int) -> bool:
+        """True if groups ``i..j`` are the start of a longer run of the same shape
+        ("03 12 19 27 35 41": lottery numbers, not a French phone number)."""
+        if j - i < 1 or j + 1 >= len(self.groups):
+            return False
+        seps = self.seps[i : j + 1]
+        return len(set(seps)) == 1 and len(self.groups[j + 1]) == len(self.groups[j])
 
 
 _NOT_BEFORE = ("-", ".", "/", "$", "€", "£", "#")
@@ -370,6 +403,8 @@ def _is_phone(digits: str, sizes: tuple[int, ...], seps: list[str], plus: bool) 
     count = len(digits)
     if plus:
         return 7 <= count <= 15
+    if len(sizes) > 1 and sizes[-1] == 1:  # ISBN 0-306-40615-2: no phone ends in one digit
+        return False
     if digits.startswith("00") and digits[2] != "0":  # 00 44 20 7946 0958: international prefix
         return 10 <= count <= 17 and len(sizes) > 1
     if "/" in seps and not digits.startswith("0"):
@@ -506,8 +541,6 @@ class Redactor:
         if not self.pii:
             return []
         found = _scanned(data, self.ip)
-        if b"://" in data:
-            found += _url_passwords(data)
         if b"@" in data:
             found += _emails(data)
         return _without_overlaps(found) if len(found) > 1 else found
