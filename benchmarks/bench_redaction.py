@@ -1,12 +1,14 @@
-"""Redaction quality: precision and recall per kind of PII on a labelled set of our own.
+"""Redaction quality: precision and recall per kind of PII on labelled sets of our own.
 
-``benchmarks/data/pii_labelled.jsonl`` holds one sentence a line, written for
-this benchmark (support chats, logs, configuration snippets, RAG passages):
-``{"text": ..., "pii": [{"kind": ..., "value": ...}]}``, where ``value`` is
-the exact piece of ``text`` that must disappear. About half the lines hold
+``benchmarks/data/pii_labelled.jsonl`` (development) and
+``benchmarks/data/pii_heldout.jsonl`` (held out) hold one sentence a line,
+written for this benchmark (support chats, logs, configuration snippets, RAG
+passages): ``{"text": ..., "pii": [{"kind": ..., "value": ...}]}``, where
+``value`` is the exact piece of ``text`` that must disappear. Many lines hold
 no PII at all and are hard negatives: years, dates, invoice and order
 numbers, versions, prices, long non-card numbers, words next to "password"
-or "token".
+or "token". The redactor was fixed while looking at the development set's
+misses; the held-out set was written afterwards, in other words and formats.
 
 Provider tokens appear in the file as ``{name}`` (``{github}``, ``{stripe}``):
 each is expanded here into a made-up token of that provider's format, so the
@@ -20,7 +22,7 @@ as found whatever placeholder replaced it, which is what matters for leaks.
 
 Usage::
 
-    python benchmarks/bench_redaction.py [--data benchmarks/data/pii_labelled.jsonl] [--write]
+    python benchmarks/bench_redaction.py [--data FILE ...] [--write]
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ from _report import header, load_average, write_section
 from llmvigil.collector.redact import KINDS, make_redactor
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-DATA = Path(__file__).with_name("data") / "pii_labelled.jsonl"
+DATA = [
+    Path(__file__).with_name("data") / "pii_labelled.jsonl",
+    Path(__file__).with_name("data") / "pii_heldout.jsonl",
+]
 PACKAGES = ["llmvigil", "google-re2", "detect-secrets"]
 SECTION = "## PII redaction quality"
 
@@ -158,8 +163,10 @@ def score(lines: list[dict[str, Any]]) -> dict[str, Any]:
     labelled, found, redacted, correct = Counter(), Counter(), Counter(), Counter()
     found_any = 0
     misses, false_alarms = [], []
-    t0 = time.perf_counter()
     predictions = [spans_of(redactor.find(line["text"]), line["text"]) for line in lines]
+    t0 = time.perf_counter()  # timed again, warm: re2 builds its automata's states on first use
+    for line in lines:
+        redactor(line["text"])
     elapsed = time.perf_counter() - t0
     negatives_changed = 0
     for line, predicted in zip(lines, predictions, strict=True):
@@ -246,34 +253,37 @@ def _short(piece: str) -> str:
     return piece if len(piece) <= 40 else piece[:18] + "…" + piece[-12:]
 
 
-def section(result: dict[str, Any], command: str, load_span: tuple) -> str:
-    return "\n".join(
-        [
-            *header(SECTION, command, PACKAGES, load_span),
+def section(results: list[tuple[Path, dict[str, Any]]], command: str, load_span: tuple) -> str:
+    lines = [
+        *header(SECTION, command, PACKAGES, load_span),
+        "",
+        "Default settings (PII and IP redaction on). A labelled piece is found when redaction "
+        "of its kind covers all of its characters; a redaction is correct when it overlaps a "
+        "labelled piece of its kind. The redactor was fixed while looking at the development "
+        "set's misses; the held-out set was written after that, in other words and formats, "
+        "and its first run missed one piece (a `#` in a URL's password), fixed since.",
+    ]
+    for path, result in results:
+        lines += [
             "",
-            f"{result['lines']} labelled lines of our own (`benchmarks/data/pii_labelled.jsonl`), "
-            f"{result['negative_lines']} of them hard negatives; default settings (PII and IP "
-            "redaction on). A labelled piece is found when redaction of its kind covers all of "
-            "its characters; a redaction is correct when it overlaps a labelled piece of its "
-            "kind.",
+            f"### `{path.name}`: {result['lines']} lines, {result['negative_lines']} of them "
+            "hard negatives",
             "",
             markdown(result),
-            "",
         ]
-    )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="labelled JSONL file")
+    parser.add_argument("--data", type=Path, nargs="+", default=DATA, help="labelled JSONL files")
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in RESULTS.md")
     args = parser.parse_args()
     load_before = load_average()
-    lines = load(args.data)
     make_redactor()("warm up: load the patterns")
-    result = score(lines)
+    results = [(path, score(load(path))) for path in args.data]
     command = "python benchmarks/bench_redaction.py"
-    text = section(result, command, (load_before, load_average()))
+    text = section(results, command, (load_before, load_average()))
     print(text)
     if args.write:
         write_section(RESULTS, SECTION, text)

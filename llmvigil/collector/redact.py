@@ -8,31 +8,46 @@ most of Europe and Asia, or any 7-15 digits right after a word such as
 "phone" or "call"); payment cards (13-19 digits with a card network's
 prefix and a valid Luhn checksum); IBANs (country length and mod-97
 checksum); US social security numbers; IP addresses (v4 and v6,
-switchable); passwords in URLs and after ``password=``-like keys; API keys
-and tokens (every format detect-secrets knows, see :mod:`.secret_patterns`, plus
-bearer tokens and long high-entropy strings).
+switchable); passwords in URLs (any host) and after ``password=``-like
+keys; API keys and tokens (every format detect-secrets knows, plus bearer
+tokens and long high-entropy strings: :mod:`.secret_patterns`).
 
 Dates, times, years, prices, version numbers, order and invoice numbers
 stay readable: a number is redacted only when its digits, grouping and
-checksum fit one of these kinds.
+checksum fit one of these kinds (:mod:`.pii_numbers`).
 
-Speed: every pattern is a google-re2 automaton (linear time, whatever the
-text) run over the text's UTF-8 bytes, a pass per family of kinds, skipped
-when the family's marker is absent (no ``@``, no e-mail pass). Only the few
-candidates re2 finds are checked in Python.
+Speed: one google-re2 automaton (linear time, whatever the text) passes
+over the text's UTF-8 bytes and finds the candidates: runs of digit groups,
+runs of token characters, ``key = value`` pairs, URLs with a password,
+private-key headers. Only those few candidates are checked in Python (and
+detect-secrets' exact formats asked about the bytes around a token run).
+E-mail addresses are read outwards from each ``@``, so a text without one
+costs nothing more. :meth:`Redactor.many` takes all of a span's texts in one
+pass.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import re2
 
-from llmvigil.collector import secret_patterns
+from llmvigil.collector import pii_numbers, secret_patterns
+from llmvigil.collector.pii_numbers import iban_valid, luhn_valid
+
+__all__ = [
+    "KINDS",
+    "PLACEHOLDERS",
+    "Found",
+    "Redactor",
+    "iban_valid",
+    "luhn_valid",
+    "make_redactor",
+]
 
 #: What each kind of redacted text becomes in stored spans.
 PLACEHOLDERS = {
@@ -50,6 +65,7 @@ PLACEHOLDERS = {
 #: overlap, the earlier kind wins (a URL's password over the e-mail its ``pw@host`` looks like).
 KINDS = ("secret", "password", "card", "iban", "email", "ssn", "phone", "ip")
 _RANK = {kind: rank for rank, kind in enumerate((*KINDS, "pattern"))}
+_JOIN = b"\n\x00\n"
 
 
 class Found(NamedTuple):
@@ -114,8 +130,10 @@ def _token_before(data: bytes, start: int) -> bytes:
 
 # -- passwords in URLs (any host, with or without a dot) ----------------------------------
 
-_URL_PASSWORD = rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]\"'<>]*:[^\s/?#\"'<>]+@"
-_URL_PASSWORD_PARTS = _re2(rb"://([^\s:/?#@\[\]\"'<>]*):([^\s/?#\"'<>]+)@")
+# A password may hold '#' and '@' (unescaped, as people write them); a '/' or '?' ends the
+# host part, so "http://host:8080/?to=a@b" has none.
+_URL_PASSWORD = rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]\"'<>]*:[^\s/?\"'<>]+@"
+_URL_PASSWORD_PARTS = _re2(rb"://([^\s:/?#@\[\]\"'<>]*):([^\s/?\"'<>]+)@")
 
 
 def _url_passwords(data: bytes, start: int, end: int) -> list[Found]:
@@ -128,32 +146,9 @@ def _url_passwords(data: bytes, start: int, end: int) -> list[Found]:
     return found
 
 
-# -- numbers: phones, cards, SSNs, IBANs, IP addresses --------------------------------------
+# -- one scan for the secrets' candidates and the numbers ---------------------------
 
-# Between the digit groups of one number: one space, dot, dash or slash (or " / "), or a
-# parenthesis.
-_SEP = rb"(?:[ ./\-]|[ .\-]?\( ?|\)[ .\-]?| / )"
-_NUMBERS = (
-    rb"[A-Z]{2}[0-9]{2}(?:[ \-]?[A-Z0-9]){11,}"  # IBAN
-    rb"|\+ ?\(?[0-9](?:" + _SEP + rb"?[0-9]){6,}"  # E.164: 7 digits or more after the +
-    rb"|\(?[0-9](?:" + _SEP + rb"?[0-9]){8,}"  # national numbers have 9 digits or more
-    rb"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"  # IPv4
-)
-_IPV6 = rb"[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*[0-9A-Fa-f]|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}"
-_NUMBERS_ONLY = {ip: _re2(_NUMBERS + (b"|" + _IPV6 if ip else b""), False) for ip in (False, True)}
 _SCANS: dict[bool, re2._Regexp] = {}
-
-_DIGITS = re.compile(r"\d+")
-_IBAN_SHAPE = re.compile(rb"[A-Z]{2}[0-9]{2}[A-Z0-9 \-]+")
-_PHONE_WORDS = re.compile(
-    r"(?i)(?:phone|\btel\b|\bcall|mobile|\bcell|fax|whatsapp|\bsms\b|\bdial|telefon|tél|"
-    r"teléfono|portable|celular|\bhandy|電話|携帯)"
-)
-_SSN_WORDS = re.compile(r"(?i)(?:\bssn|social security|soc\.? ?sec)")
-_VERSION_WORDS = re.compile(r"(?i)(?:version|\bver\.?|release|build|firmware)\W{0,3}$")
-_VERSION_AFTER = re.compile(rb"(?i)[ \t]*(?:release|version|build|update|patch|beta|rc)\b")
-_MAX_GROUPS = 7  # "+49 (0) 30 123 456 78": no number we redact has more digit groups
-_CARD_GROUPS = ((4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 4, 4, 2))
 
 
 def _scan(ip: bool) -> re2._Regexp:
@@ -166,14 +161,9 @@ def _scan(ip: bool) -> re2._Regexp:
     if scan is None:
         sources = [secret_patterns.PRIVATE_KEY_HEAD, _URL_PASSWORD, *secret_patterns.scan_sources()]
         alternatives = [b"(?:" + s + b")" for s in sources]
-        scan = _SCANS[ip] = _re2(b"|".join([*alternatives, _NUMBERS_ONLY[ip].pattern]), False)
+        alternatives.append(pii_numbers.NUMBERS_ONLY[ip].pattern)
+        scan = _SCANS[ip] = _re2(b"|".join(alternatives), False)
     return scan
-
-
-def _is_word_byte(byte: int) -> bool:
-    # ASCII letters, digits and '_'; a non-ASCII byte (Chinese, Japanese...) separates words
-    # there, where scripts put no space before a number.
-    return byte < 0x80 and (chr(byte).isalnum() or byte == 0x5F)
 
 
 def _scanned(data: bytes, ip: bool) -> list[Found]:
@@ -183,7 +173,7 @@ def _scanned(data: bytes, ip: bool) -> list[Found]:
         start, end = match.span()
         piece = data[start:end]
         if not piece.translate(None, b"0123456789 ./-()+"):
-            found.extend(_number(data, start, end, ip))
+            found.extend(Found(*f) for f in pii_numbers.number(data, start, end, ip))
             continue
         if piece.startswith((b"-----BEGIN", b"BEGIN", b"PuTTY")):
             found.extend(Found(*f) for f in secret_patterns.private_keys(data, start))
@@ -193,295 +183,17 @@ def _scanned(data: bytes, ip: bool) -> list[Found]:
             if passwords:
                 found.extend(passwords)
                 continue
-        if _IBAN_SHAPE.fullmatch(piece) and _bounded(data, start, end):
-            iban = _iban(data, start, end)
+        if pii_numbers.IBAN_SHAPE.fullmatch(piece) and pii_numbers.bounded(data, start, end):
+            iban = pii_numbers.iban_at(data, start, end)
             if iban:
-                found.append(iban)
+                found.append(Found(*iban))
                 continue
         secret = secret_patterns.check(data, start, end)
         if secret:
             found.append(Found(*secret))
         else:  # not a token after all (an IPv6 address, "contact-us/call-0612345678")
-            found.extend(_numbers_in(data, start, end, ip))
+            found.extend(Found(*f) for f in pii_numbers.numbers_in(data, start, end, ip))
     return found
-
-
-def _numbers_in(data: bytes, start: int, end: int, ip: bool) -> list[Found]:
-    found = []
-    for match in _NUMBERS_ONLY[ip].finditer(data, start, end):
-        a, b = match.span()
-        piece = data[a:b]
-        if not piece.translate(None, b"0123456789 ./-()+"):
-            found.extend(_number(data, a, b, ip))
-        elif b":" in piece:
-            if _bounded(data, a, b) and _is_ip(piece.decode("ascii")):
-                found.append(Found(a, b, "ip"))
-        elif _bounded(data, a, b):
-            iban = _iban(data, a, b)
-            if iban:
-                found.append(iban)
-    return found
-
-
-def _bounded(data: bytes, start: int, end: int) -> bool:
-    """True unless the piece is part of a longer word (INV2024000123, x4111...)."""
-    if start and _is_word_byte(data[start - 1]):
-        return False
-    return not (end < len(data) and _is_word_byte(data[end]))
-
-
-def _number(data: bytes, start: int, end: int, ip: bool) -> list[Found]:
-    return _number_kinds(data, start, end, ip) if _bounded(data, start, end) else []
-
-
-def _number_kinds(data: bytes, start: int, end: int, ip: bool) -> list[Found]:
-    """The PII among one run of digit groups (``data[start:end]``), leftmost-longest first.
-
-    A run can hold several numbers ("the years 1999 2000 2001", "call 0612345678 or
-    0698765432"), so each window of consecutive groups is tried, longest first.
-    """
-    run = _DigitRun(data, start, end, ip)
-    found = []
-    n = len(run.spans)
-    i = 0
-    while i < n:
-        for j in range(min(n, i + _MAX_GROUPS) - 1, i - 1, -1):
-            kind = run.kind(i, j)
-            if kind:
-                first = 0 if i == 0 else run.spans[i][0]
-                found.append(Found(start + first, start + run.spans[j][1], kind))
-                i = j
-                break
-        i += 1
-    return found
-
-
-class _DigitRun:
-    """One run of digit groups and separators, read once, asked about each window."""
-
-    def __init__(self, data: bytes, start: int, end: int, ip: bool) -> None:
-        self.data, self.start, self.ip = data, start, ip
-        text = self.text = data[start:end].decode("ascii")
-        spans = self.spans = [m.span() for m in _DIGITS.finditer(text)]
-        self.groups = [text[a:b] for a, b in spans]
-        self.seps = [text[spans[k][1] : spans[k + 1][0]] for k in range(len(spans) - 1)]
-        self.lead = text[: spans[0][0]]
-        self.blocked = _dates(text, spans)
-        self._context: str | None = None
-
-    def context(self, i: int) -> str:
-        """Up to 32 bytes before the run (where "phone:" or "SSN" would be written)."""
-        if self._context is None:
-            at = self.start + self.spans[i][0]
-            self._context = self.data[max(0, at - 32) : at].decode("utf-8", "ignore")
-        return self._context
-
-    def kind(self, i: int, j: int) -> str | None:
-        sizes = tuple(len(g) for g in self.groups[i : j + 1])
-        count = sum(sizes)
-        if count < 4 or count > 19 or True in self.blocked[i : j + 1]:
-            return None
-        seps = self.seps[i:j]
-        # What surrounds the window: a dash, dot or slash joining more digits means the
-        # window is only part of a longer number (2024-000123, 1.2.3.4.5).
-        before = self.seps[i - 1] if i else _byte_str(self.data, self.start - 1)
-        after = self.seps[j] if j < len(self.seps) else _tail(self.data, self.start, self.text)
-        if before[-1:] in _NOT_BEFORE or after[:1] in _NOT_AFTER:
-            return None
-        lead = self.lead if i == 0 else ""
-        if len(sizes) == 4 and seps == [".", ".", "."] and not lead:
-            written = self.text[self.spans[i][0] : self.spans[j][1]]
-            if not (self.ip and max(sizes) <= 3 and _is_ip(written)):
-                return None
-            version = _VERSION_WORDS.search(self.context(i)) or _VERSION_AFTER.match(
-                self.data, self.start + self.spans[j][1]
-            )
-            return None if version else "ip"
-        if count < 7 or self.continues(i, j):
-            return None
-        digits = "".join(self.groups[i : j + 1])
-        plus = "+" in lead
-        if not plus and count >= 13 and _is_card(digits, sizes, seps):
-            return "card"
-        if not plus and count == 9 and _is_ssn(digits, sizes, seps, self.context(i)):
-            return "ssn"
-        if _is_phone(digits, sizes, seps, plus):
-            return "phone"
-        if count <= 15 and not plus and _PHONE_WORDS.search(self.context(i)):
-            return "phone"
-        return None
-
-    def continues(self, i: int, j: int) -> bool:
-        """True if groups ``i..j`` are the start of a longer run of the same shape
-        ("03 12 19 27 35 41": lottery numbers, not a French phone number)."""
-        if j - i < 1 or j + 1 >= len(self.groups):
-            return False
-        seps = self.seps[i : j + 1]
-        return len(set(seps)) == 1 and len(self.groups[j + 1]) == len(self.groups[j])
-
-
-_NOT_BEFORE = ("-", ".", "/", "$", "€", "£", "#")
-_NOT_AFTER = ("-", "/", "%", ".", ",")
-
-
-def _dates(text: str, groups: list[tuple[int, int]]) -> list[bool]:
-    """Which groups are a date (2024-03-15, 15.03.2024, 03/15/24), never part of a number."""
-    blocked = [False] * len(groups)
-    for i in range(len(groups) - 2):
-        (a0, a1), (b0, b1), (c0, c1) = groups[i : i + 3]
-        sep = text[a1:b0]
-        if len(sep) != 1 or sep not in "./-" or text[b1:c0] != sep:
-            continue
-        if (i and text[groups[i - 1][1] : a0] == sep) or text[c1 : c1 + 1] == sep:
-            continue  # more groups joined the same way: 01.23.45.67.89 is a phone number
-        x, y, z = text[a0:a1], text[b0:b1], text[c0:c1]
-        if _is_date(x, y, z):
-            blocked[i : i + 3] = [True] * 3
-    return blocked
-
-
-def _is_date(x: str, y: str, z: str) -> bool:
-    if len(x) == 4 and len(y) <= 2 and len(z) <= 2:  # year first
-        return 1 <= int(y) <= 12 and 1 <= int(z) <= 31
-    if len(x) <= 2 and len(y) <= 2 and len(z) in (2, 4):
-        a, b = int(x), int(y)
-        return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
-    return False
-
-
-def _byte_str(data: bytes, at: int) -> str:
-    return chr(data[at]) if 0 <= at < len(data) and data[at] < 0x80 else ""
-
-
-def _tail(data: bytes, base: int, text: str) -> str:
-    end = base + len(text)
-    nxt = data[end : end + 2]
-    # "call 415-555-2671." ends a sentence; "2024-03.5" continues a number.
-    if nxt[:1] in (b".", b",") and not nxt[1:2].isdigit():
-        return ""
-    return nxt.decode("ascii", "replace")
-
-
-def luhn_valid(digits: str) -> bool:
-    """True if ``digits`` (digits only) passes the Luhn checksum of card numbers."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _is_card(digits: str, sizes: tuple[int, ...], seps: list[str]) -> bool:
-    if seps and (len(set(seps)) != 1 or seps[0] not in (" ", "-") or sizes not in _CARD_GROUPS):
-        return False
-    # The issuer prefixes (ISO/IEC 7812 major industry identifiers 2-6): Mastercard 2221-2720
-    # and 51-55, Amex 34/37, Diners 30/36/38/39, JCB 35, Visa 4, Maestro/Discover/UnionPay 5-6.
-    n, head = len(digits), digits[:2]
-    if digits[0] == "2":
-        ok = 2221 <= int(digits[:4]) <= 2720 and n == 16
-    elif digits[0] == "3":
-        ok = (head in ("34", "37") and n == 15) or (head in ("30", "35", "36", "38", "39"))
-    else:
-        ok = digits[0] in "456"
-    return ok and luhn_valid(digits)
-
-
-def _is_ssn(digits: str, sizes: tuple[int, ...], seps: list[str], context: str) -> bool:
-    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
-    if area in (0, 666) or area >= 900 or group == 0 or serial == 0:
-        return False
-    if sizes == (3, 2, 4) and seps == ["-", "-"]:
-        return True
-    return sizes in ((3, 2, 4), (9,)) and bool(_SSN_WORDS.search(context))
-
-
-def _is_phone(digits: str, sizes: tuple[int, ...], seps: list[str], plus: bool) -> bool:
-    count = len(digits)
-    if plus:
-        return 7 <= count <= 15
-    if len(sizes) > 1 and sizes[-1] == 1:  # ISBN 0-306-40615-2: no phone ends in one digit
-        return False
-    if digits.startswith("00") and digits[2] != "0":  # 00 44 20 7946 0958: international prefix
-        return 10 <= count <= 17 and len(sizes) > 1
-    if "/" in seps and not digits.startswith("0"):
-        return False
-    # North American: (415) 555-2671, 415.555.2671, 1-800-555-0199; area and exchange 2-9xx.
-    if sizes == (3, 3, 4) or (sizes == (1, 3, 3, 4) and digits[0] == "1"):
-        nanp = digits[-10:]
-        if nanp[0] in "23456789" and nanp[3] in "23456789":
-            return True
-    # A trunk 0 then 9-11 digits: UK 020 7946 0958 / 07700 900123, DE 030 1234567, FR 06 12 34
-    # 56 78, IN 022 2345 6789, AU (02) 9876 5432 / 0412 345 678, JP 03-1234-5678, ...
-    if digits[0] == "0" and digits[1] != "0" and 9 <= count <= 11:
-        return len(sizes) > 1 or count >= 10
-    if sizes == (5, 5) and digits[0] in "6789":  # India's mobiles: 98765 43210
-        return True
-    return sizes == (4, 3, 3) and digits[:4] in ("1300", "1800")  # Australia's 1300 / 1800
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-# -- IBAN --------------------------------------------------------------------------------
-
-#: IBAN lengths by country code, from the SWIFT IBAN registry.
-IBAN_LENGTHS = {
-    **dict.fromkeys(["NO"], 15),
-    **dict.fromkeys(["BE"], 16),
-    **dict.fromkeys(["DK", "FI", "FO", "GL", "NL", "SD", "FK"], 18),
-    **dict.fromkeys(["MK", "SI"], 19),
-    **dict.fromkeys(["AT", "BA", "EE", "KZ", "LT", "LU", "XK", "MN"], 20),
-    **dict.fromkeys(["CH", "HR", "LI", "LV"], 21),
-    **dict.fromkeys(["BG", "BH", "CR", "DE", "GB", "GE", "IE", "ME", "RS", "VA"], 22),
-    **dict.fromkeys(["AE", "GI", "IL", "IQ", "TL", "OM", "SO"], 23),
-    **dict.fromkeys(["AD", "CZ", "ES", "MD", "PK", "RO", "SA", "SE", "SK", "TN", "VG"], 24),
-    **dict.fromkeys(["LY", "PT", "ST"], 25),
-    **dict.fromkeys(["IS", "TR"], 26),
-    **dict.fromkeys(["FR", "GR", "IT", "MC", "MR", "SM", "BI", "DJ"], 27),
-    **dict.fromkeys(["AL", "AZ", "BY", "CY", "DO", "GT", "HU", "LB", "PL", "SV", "NI"], 28),
-    **dict.fromkeys(["BR", "EG", "PS", "QA", "UA"], 29),
-    **dict.fromkeys(["JO", "KW", "MU", "YE"], 30),
-    **dict.fromkeys(["MT", "SC"], 31),
-    **dict.fromkeys(["LC"], 32),
-    **dict.fromkeys(["RU"], 33),
-}
-
-
-def iban_valid(iban: str) -> bool:
-    """True if ``iban`` (no spaces) has its country's length and a valid mod-97 checksum."""
-    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum() or not iban.isascii():
-        return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-
-
-def _iban(data: bytes, start: int, end: int) -> Found | None:
-    text = data[start:end].decode("ascii")
-    length = IBAN_LENGTHS.get(text[:2])
-    if length is None:
-        return None
-    kept = 0
-    for offset, ch in enumerate(text):
-        if ch.isalnum():
-            kept += 1
-            if kept == length:
-                stop = offset + 1
-                break
-    else:
-        return None
-    if stop < len(text) and text[stop].isalnum():
-        return None  # the IBAN's length ends inside a group: something else
-    compact = text[:stop].replace(" ", "").replace("-", "")
-    return Found(start, start + stop, "iban") if iban_valid(compact) else None
 
 
 # -- the redactor --------------------------------------------------------------------------
@@ -502,7 +214,7 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """``text`` with each piece of PII replaced by its kind's placeholder."""
-        return self._replace(text, lambda kind, piece: PLACEHOLDERS[kind])
+        return self._replace(text, _placeholder)
 
     def pseudonym(self, text: str) -> str:
         """``text`` with each piece of PII replaced by ``[KIND:<hash of the piece>]``.
@@ -517,19 +229,45 @@ class Redactor:
         """
         return self._replace(text, _pseudonym)
 
+    def many(self, texts: Sequence[str], pseudonyms: bool = False) -> list[str]:
+        """Each of ``texts`` redacted (as :meth:`__call__`, or :meth:`pseudonym` when
+        ``pseudonyms``), in one pass over them all.
+
+        A span holds many texts (its prompt, each retrieved passage, each message of
+        the conversation); one pass costs what the longest would, not one call each.
+        """
+        placeholder = _pseudonym if pseudonyms else _placeholder
+        out = list(texts)
+        todo = [i for i, text in enumerate(out) if len(text) >= 6] if self.pii else []
+        if todo:
+            datas = [out[i].encode("utf-8", "surrogatepass") for i in todo]
+            # A newline ends every kind's pattern, a NUL a private-key block's: nothing found
+            # crosses from one text into the next.
+            joined = _JOIN.join(datas)
+            starts, at = [], 0
+            for data in datas:
+                starts.append(at)
+                at += len(data) + len(_JOIN)
+            per_text: dict[int, list[Found]] = {}
+            for f in self._found(joined):
+                k = bisect.bisect_right(starts, f.start) - 1
+                base, size = starts[k], len(datas[k])
+                if f.start - base < size:
+                    end = min(f.end, base + size)
+                    per_text.setdefault(k, []).append(Found(f.start - base, end - base, f.kind))
+            for k, found in per_text.items():
+                out[todo[k]] = _spliced(datas[k], found, placeholder)
+        if self.extras:
+            out = [self._extras(text, placeholder) for text in out]
+        return out
+
     def _replace(self, text: str, placeholder: Callable[[str, str], str]) -> str:
         if len(text) < 6:  # shorter than the shortest PII (a@b.co): nothing to find
             return self._extras(text, placeholder) if self.extras else text
         data = text.encode("utf-8", "surrogatepass")
         found = self._found(data)
         if found:
-            pieces, last = [], 0
-            for f in found:
-                pieces.append(data[last : f.start])
-                pieces.append(placeholder(f.kind, _decode(data[f.start : f.end])).encode())
-                last = f.end
-            pieces.append(data[last:])
-            text = _decode(b"".join(pieces))
+            text = _spliced(data, found, placeholder)
         return self._extras(text, placeholder) if self.extras else text
 
     def _extras(self, text: str, placeholder: Callable[[str, str], str]) -> str:
@@ -553,6 +291,20 @@ def _without_overlaps(found: list[Found]) -> list[Found]:
         if all(f.end <= k.start or f.start >= k.end for k in kept):
             kept.append(f)
     return sorted(kept)
+
+
+def _spliced(data: bytes, found: list[Found], placeholder: Callable[[str, str], str]) -> str:
+    pieces, last = [], 0
+    for f in found:
+        pieces.append(data[last : f.start])
+        pieces.append(placeholder(f.kind, _decode(data[f.start : f.end])).encode())
+        last = f.end
+    pieces.append(data[last:])
+    return _decode(b"".join(pieces))
+
+
+def _placeholder(kind: str, piece: str) -> str:
+    return PLACEHOLDERS[kind]
 
 
 def _pseudonym(kind: str, piece: str) -> str:

@@ -143,8 +143,8 @@ def _private_key_block() -> bytes:
 
     heads = b"|".join(re2.escape(r.pattern).encode() for r in PrivateKeyDetector.denylist)
     return (
-        rb"(?:-----)?(?:" + heads + rb")[\s\S]*?"
-        rb"(?:-----END[A-Z0-9 ]*-----|Private-MAC: [0-9a-f]+|\z)"
+        rb"(?:-----)?(?:" + heads + rb")[^\x00]*?"
+        rb"(?:-----END[A-Z0-9 ]*-----|Private-MAC: [0-9a-f]+|\x00|\z)"
     )
 
 

@@ -236,6 +236,35 @@ def test_pieces_of_pii_glued_together_never_raise(pieces: list[str]) -> None:
     assert len(out) <= 20 * len(text) + 20
 
 
+def test_a_spans_texts_redacted_together_read_as_redacted_alone() -> None:
+    redactor = make_redactor([r"ACCT-\d+"])
+    texts = [
+        "call +33 6 12 34 56 78",
+        "x",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA",  # no footer: ends with its text
+        "next 4111 1111 1111 1111 ACCT-12",
+        "phone",
+        "4155552671",  # "phone" ends the previous text: not this one's context
+        "ip 10.0.0.1",
+    ]
+    assert redactor.many(texts) == [redactor(t) for t in texts]
+    assert redactor.many(texts)[2:4] == ["[SECRET]", "next [CARD] [REDACTED]"]
+    assert redactor.many(texts, pseudonyms=True) == [redactor.pseudonym(t) for t in texts]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=60)
+        | st.sampled_from(["jo@example.com", "+33 6 12 34 56 78", "password=hunter2", "1.2.3.4"]),
+        max_size=8,
+    )
+)
+def test_many_texts_at_once_equal_one_at_a_time(texts: list[str]) -> None:
+    redactor = make_redactor()
+    assert redactor.many(texts) == [redactor(t) for t in texts]
+
+
 # -- through the collector ---------------------------------------------------------------
 
 
@@ -286,14 +315,17 @@ def test_openai_message_objects_in_the_conversation_are_redacted(collect: Store)
         return "noted"
 
     reply = ChatCompletionMessage(role="assistant", content="I will call you on +44 20 7946 0958.")
-    chat(
-        [
-            {"role": "user", "content": "I am ana@example.com"},
-            reply,
-            Turn("user", "my card is 4111 1111 1111 1111"),
-        ]
-    )
-    messages = only_row(collect)["metadata"]["messages"]
+    with llmvigil.context(metadata={"last_reply": reply}):
+        chat(
+            [
+                {"role": "user", "content": "I am ana@example.com"},
+                reply,
+                Turn("user", "my card is 4111 1111 1111 1111"),
+            ]
+        )
+    metadata = only_row(collect)["metadata"]
+    assert metadata["last_reply"]["content"] == "I will call you on [PHONE]."
+    messages = metadata["messages"]
     assert messages[0] == {"role": "user", "content": "I am [EMAIL]"}
     assert (
         messages[1]["content"] == "I will call you on [PHONE]."
