@@ -260,8 +260,11 @@ def section(results: list[tuple[Path, dict[str, Any]]], command: str, load_span:
         "Default settings (PII and IP redaction on). A labelled piece is found when redaction "
         "of its kind covers all of its characters; a redaction is correct when it overlaps a "
         "labelled piece of its kind. The redactor was fixed while looking at the development "
-        "set's misses; the held-out set was written after that, in other words and formats, "
-        "and its first run missed one piece (a `#` in a URL's password), fixed since.",
+        "set's misses, so its figures below say little about new text: its first run gave "
+        "precision 0.980 and recall 0.970, with 4 of its 138 hard negatives changed. The "
+        "held-out set was written after those fixes, in other words and formats; its first "
+        "run gave precision 1.000 and recall 0.986 (it missed a `#` in a URL's password, "
+        "fixed since). Neither set is large: a few dozen pieces of each kind at most.",
     ]
     for path, result in results:
         lines += [
