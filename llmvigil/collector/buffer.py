@@ -33,6 +33,8 @@ Hook = Callable[[], None]
 
 #: Seconds per record assumed for processing before the first batch was timed.
 _FIRST_GUESS_S = 50e-6
+#: The share of a stop's time kept for spilling what processing did not reach.
+SPILL_SHARE = 0.4
 
 
 class Buffer:
@@ -77,6 +79,7 @@ class Buffer:
         self._stopping = False
         #: Monotonic time by which a stopping buffer must be empty (None: no hurry).
         self._deadline: float | None = None
+        self._budget = 0.0
         self._seconds_per_record = _FIRST_GUESS_S
 
     # -- caller's side ------------------------------------------------------------
@@ -158,9 +161,8 @@ class Buffer:
             with self._room:
                 self._room.notify_all()
             if not spilling and self._deadline is not None:
-                left = self._deadline - time.monotonic()
-                # Half the time left is kept for spilling what processing could not reach.
-                spilling = (len(queue) + len(batch)) * self._seconds_per_record > left / 2
+                left = self._deadline - time.monotonic() - self._budget * SPILL_SHARE
+                spilling = (len(queue) + len(batch)) * self._seconds_per_record > left
             if spilling:
                 self._spill(batch)
             else:
@@ -171,6 +173,18 @@ class Buffer:
             except Exception:
                 log.exception("llmvigil: retrying buffered batches failed")
         self._log_dropped()
+
+    @property
+    def active(self) -> bool:
+        """True while records are queued or the flush thread runs (it may hold a batch)."""
+        thread = self._thread
+        return bool(self._queue) or (thread is not None and thread.is_alive())
+
+    def past_processing_time(self) -> bool:
+        """True once a stopping buffer must spill rather than process (the processor asks
+        between chunks of a batch, so a batch in hand at the deadline does not hold the exit)."""
+        deadline, budget = self._deadline, self._budget
+        return deadline is not None and time.monotonic() > deadline - budget * SPILL_SHARE
 
     def _take(self, count: int) -> list[tuple]:
         batch: list[tuple] = []
@@ -243,6 +257,7 @@ class Buffer:
         calling thread. True if everything was processed or spilled. The
         thread starts again on the next record.
         """
+        self._budget = timeout
         self._deadline = time.monotonic() + timeout
         try:
             thread = self._thread

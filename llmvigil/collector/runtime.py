@@ -75,11 +75,15 @@ _import_lock = threading.Lock()
 def _process(records: list[tuple]) -> None:
     with _lock:
         state = _ensure_configured()
-        state.pending.append(state.pipeline(records))
+        rows, late = state.pipeline.rows_until(records, BUFFER.past_processing_time)
+        if rows:
+            state.pending.append(state.pipeline.table(rows))
         if len(state.pending) == 1 or time.monotonic() >= state.next_retry:
             _write_pending(state)
         else:
             _bound_pending(state)
+    if late:
+        _spill(list(late))
 
 
 def _spill(records: list[tuple]) -> None:
@@ -387,7 +391,7 @@ _os_exit = os._exit
 
 def _flushing_exit(status: int) -> None:
     """``os._exit`` in a forked child: flush the child's spans first (no exit hook runs)."""
-    if BUFFER.stats()["queued"] or _state.pending:
+    if BUFFER.active or _state.pending:  # a batch may be in the flush thread's hands
         _exit_flush()
     _os_exit(status)
 

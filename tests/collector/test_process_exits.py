@@ -15,17 +15,17 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from llmvigil.collector.spool import ingest_spool
+from llmvigil.collector.spool import ingest_spool, is_raw
 from llmvigil.storage import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
 PREAMBLE = textwrap.dedent(
     """
-    import faulthandler, os, sys, time
-    faulthandler.dump_traceback_later(100, exit=True)  # a hang shows where, then fails the test
+    import os, sys, time
     import llmvigil
 
     SPOOL = sys.argv[1]
@@ -263,7 +263,8 @@ def test_an_exit_with_more_than_the_deadline_can_process_loses_nothing(tmp_path)
         def ask(prompt, i):
             return f"answer {i}"
 
-        prompt = ("write to jo.bloggs@example.com about the refund " * 200)[:10_000]
+        passage = "Section 4.2, updated 2024-03-01: refunds are paid within 14 days. "
+        prompt = ("Write to jo.bloggs@example.com. " + passage * 150)[:10_000]
         for i in range(6_000):
             ask(prompt, i)
         print("queued", llmvigil.stats()["queued"])
@@ -271,6 +272,8 @@ def test_an_exit_with_more_than_the_deadline_can_process_loses_nothing(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert "lost" not in result.stderr
+    spilled = [p for p in (tmp_path / "spool").glob("spans-*") if is_raw(pq.read_table(p))]
+    assert spilled  # the deadline was too short: this run went through the raw path
     rows = stored(tmp_path)
     assert len(rows) == 6_000
     assert sorted(int(r["output_text"].split()[1]) for r in rows) == list(range(6_000))
