@@ -66,6 +66,9 @@ PLACEHOLDERS = {
 KINDS = ("secret", "password", "card", "iban", "email", "ssn", "phone", "ip")
 _RANK = {kind: rank for rank, kind in enumerate((*KINDS, "pattern"))}
 _JOIN = b"\n\x00\n"
+#: Texts :meth:`Redactor.many` remembers: this long or longer, this many characters in all.
+_REMEMBER_FROM = 256
+_REMEMBER_CHARS = 2_000_000
 
 
 class Found(NamedTuple):
@@ -206,6 +209,9 @@ class Redactor:
         self.pii = pii
         self.ip = ip
         self.extras = [_user_pattern(p) for p in extra_patterns]
+        # id(text) -> (text, redacted), see many(); holding the text keeps its id unique.
+        self._seen: dict[int, tuple[str, str]] = {}
+        self._seen_chars = 0
 
     def find(self, text: str) -> list[tuple[str, str]]:
         """The PII in ``text`` as ``(kind, piece)`` pairs, in order of appearance."""
@@ -235,10 +241,23 @@ class Redactor:
 
         A span holds many texts (its prompt, each retrieved passage, each message of
         the conversation); one pass costs what the longest would, not one call each.
+        A chat app sends its whole conversation again with every turn, the same
+        string objects each time: a long text met again (the same object, not an
+        equal one, so no hashing) is not scanned again.
         """
         placeholder = _pseudonym if pseudonyms else _placeholder
         out = list(texts)
-        todo = [i for i, text in enumerate(out) if len(text) >= 6] if self.pii else []
+        remember = not pseudonyms and not self.extras
+        todo = []
+        if self.pii:
+            for i, text in enumerate(out):
+                if len(text) < 6:
+                    continue
+                seen = self._seen.get(id(text)) if remember else None
+                if seen is not None and seen[0] is text:
+                    out[i] = seen[1]
+                else:
+                    todo.append(i)
         if todo:
             datas = [out[i].encode("utf-8", "surrogatepass") for i in todo]
             # A newline ends every kind's pattern, a NUL a private-key block's: nothing found
@@ -257,9 +276,20 @@ class Redactor:
                     per_text.setdefault(k, []).append(Found(f.start - base, end - base, f.kind))
             for k, found in per_text.items():
                 out[todo[k]] = _spliced(datas[k], found, placeholder)
+            if remember:
+                for k, i in enumerate(todo):
+                    if len(datas[k]) >= _REMEMBER_FROM:
+                        self._remember(texts[i], out[i])
         if self.extras:
             out = [self._extras(text, placeholder) for text in out]
         return out
+
+    def _remember(self, text: str, redacted: str) -> None:
+        self._seen[id(text)] = (text, redacted)
+        self._seen_chars += len(text)
+        while self._seen_chars > _REMEMBER_CHARS:  # the oldest go first
+            old, _ = self._seen.pop(next(iter(self._seen)))
+            self._seen_chars -= len(old)
 
     def _replace(self, text: str, placeholder: Callable[[str, str], str]) -> str:
         if len(text) < 6:  # shorter than the shortest PII (a@b.co): nothing to find

@@ -208,6 +208,23 @@ def test_any_text_is_redacted_without_error_and_without_growing_unboundedly(text
         assert len(out) <= 20 * len(text) + 20
 
 
+def test_a_conversation_sent_again_is_not_scanned_again_and_reads_the_same() -> None:
+    import llmvigil.collector.redact as redact_module
+
+    redactor = make_redactor()
+    history = [f"turn {i}: mail me at ana{i}@example.com " + "filler " * 60 for i in range(30)]
+    first = redactor.many(history)
+    assert all("[EMAIL]" in text and "example.com" not in text for text in first)
+    assert redactor.many(history) == first  # the same objects: remembered
+    copies = [text.encode().decode() for text in history]  # equal, other objects
+    assert redactor.many(copies) == first
+    assert redactor.many(history, pseudonyms=True)[0].count("[EMAIL:") == 1
+    limit = redact_module._REMEMBER_CHARS
+    assert 0 < redactor._seen_chars <= limit
+    redactor.many(["x" * 300_000 + f" {i}@example.com" for i in range(10)])
+    assert redactor._seen_chars <= limit  # the oldest were let go
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
