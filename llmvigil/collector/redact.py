@@ -287,8 +287,11 @@ class Redactor:
     def _remember(self, text: str, redacted: str) -> None:
         self._seen[id(text)] = (text, redacted)
         self._seen_chars += len(text)
-        while self._seen_chars > _REMEMBER_CHARS:  # the oldest go first
-            old, _ = self._seen.pop(next(iter(self._seen)))
+        while self._seen_chars > _REMEMBER_CHARS and self._seen:  # the oldest go first
+            try:
+                old, _ = self._seen.pop(next(iter(self._seen)))
+            except (KeyError, RuntimeError, StopIteration):  # another thread took it first
+                break
             self._seen_chars -= len(old)
 
     def _replace(self, text: str, placeholder: Callable[[str, str], str]) -> str:
