@@ -22,10 +22,18 @@ Secondary figure: the flush thread's throughput, records turned into spool
 segments per second (``--calls`` records queued at once, timed until
 ``llmvigil.flush()`` returns), and its CPU time per record.
 
+Its own section (:func:`measure_flush_10kb`): the flush thread's throughput
+for 10 KB RAG prompts (passages with numbers, dates, a few e-mail addresses
+and phone numbers, each prompt different), with redaction on against the
+same pipeline with redaction off, timed in turn in the same run; machines
+here differ several times in raw speed from day to day, the ratio much less.
+``--flush-only`` runs just that part.
+
 Usage::
 
     python benchmarks/bench_collector.py [--calls 20000] [--repeats 7] [--gc on|freeze|off]
-                                         [--write]
+                                         [--flush-spans 10000] [--flush-repeats 3]
+                                         [--flush-only] [--write]
 """
 
 from __future__ import annotations
@@ -34,13 +42,16 @@ import argparse
 import asyncio
 import gc
 import os
+import random
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,7 @@ GC_MODES = {
 }
 TARGET_ADDED_US = 3.0
 TARGET_RATIO = 10.0
+TARGET_OF_FLOOR = 6.0
 QUESTION = "How do I reset my password if I no longer have access to my email?"
 STREAM = ("Open ", "Settings, ", "then Security.")
 
@@ -80,6 +92,26 @@ def answer_stream(question: str):
 async def answer_stream_async(question: str):
     for chunk in STREAM:
         yield chunk
+
+
+_floor_var: ContextVar[int | None] = ContextVar("floor", default=None)
+_floor_records: deque[tuple] = deque()
+
+
+def floor(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """The least a tracer can do on the caller's thread: two clock reads, a ContextVar set and
+    reset, a deque append. The decorator's bar is a small multiple of this."""
+    clock, var, append = time.perf_counter_ns, _floor_var, _floor_records.append
+
+    def floored(question: str) -> str:
+        t0 = clock()
+        token = var.set(1)
+        result = fn(question)
+        var.reset(token)
+        append((t0, clock(), question, result))
+        return result
+
+    return floored
 
 
 def otel_span(provider_tracer: Any) -> Callable[[str], str]:
@@ -217,6 +249,7 @@ def run(calls: int, repeats: int, gc_mode: str = "on") -> dict[str, Any]:
     forms: list[tuple[str, str, Callable, Callable]] = [
         ("function", "undecorated", loop_sync, answer),
         ("function", "llmvigil @observe", loop_sync, observe(answer)),
+        ("function", "floor (2 clock reads, ContextVar, deque)", loop_sync, floor(answer)),
         ("function", "OpenTelemetry span", loop_sync, otel_span(otel_tracer)),
         ("async function", "undecorated", loop_async, answer_async),
         ("async function", "llmvigil @observe", loop_async, observe(answer_async)),
@@ -234,6 +267,7 @@ def run(calls: int, repeats: int, gc_mode: str = "on") -> dict[str, Any]:
     def settle() -> None:
         llmvigil.flush(timeout=600)
         provider.force_flush()
+        _floor_records.clear()
 
     for _kind, _label, loop, fn in forms:  # warm up: imports, price book, first segment
         loop(fn, min(calls, 2_000))
@@ -285,6 +319,7 @@ def run(calls: int, repeats: int, gc_mode: str = "on") -> dict[str, Any]:
         )
 
     throughput = measure_flush(observe(answer), calls)
+    exit_case = measure_exit(20_000)
     gc.enable()
     gc.unfreeze()
     stats = llmvigil.stats()
@@ -303,6 +338,7 @@ def run(calls: int, repeats: int, gc_mode: str = "on") -> dict[str, Any]:
         "segments": len(segments),
         "segment_mb": sum(p.stat().st_size for p in segments) / 1e6,
         **throughput,
+        **exit_case,
     }
     shutil.rmtree(spool, ignore_errors=True)
     return result
@@ -323,6 +359,210 @@ def measure_flush(fn: Callable, records: int) -> dict[str, Any]:
     if cpu_before is not None and cpu_after is not None and done:
         cpu = (cpu_after - cpu_before) / done * 1e6
     return {"flush_records": done, "flush_per_s": done / elapsed, "flush_cpu_us": cpu}
+
+
+EXIT_APP = """
+import atexit, json, sys, time
+# Registered before llmvigil's own exit flush, so it runs after it (atexit is last in, first out).
+atexit.register(lambda: print(json.dumps({**llmvigil.stats(), "exit_s": time.perf_counter() - T}),
+                              file=sys.stderr))
+import llmvigil
+llmvigil.configure(sink="spool", spool_dir=sys.argv[1], queue_size=100_000)
+
+@llmvigil.observe(model="gpt-4o-mini")
+def ask(prompt, i):
+    return f"answer {i}"
+
+passage = "Section 4.2, updated 2024-03-01: refunds are paid within 14 days to the card used. "
+prompt = ("Write to jo.bloggs@example.com or call +44 20 7946 0958. " + passage * 120)[:10_000]
+for i in range(int(sys.argv[2])):
+    ask(prompt, i)
+T = time.perf_counter()
+"""
+
+
+def measure_exit(spans: int) -> dict[str, Any]:
+    """A process records ``spans`` calls with 10 KB prompts and exits at once: how long the exit
+    took, how many spans were spilled raw, and how many reached the store (after ingest)."""
+    import json
+    import subprocess
+
+    from llmvigil.collector.spool import ingest_spool
+    from llmvigil.storage import Store
+
+    work = Path(tempfile.mkdtemp(prefix="llmvigil-bench-exit-"))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_APP, str(work / "spool"), str(spans)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        last = done.stderr.strip().splitlines()[-1]
+        stats = json.loads(last)
+        with Store(f"duckdb:///{work / 'store.duckdb'}") as store:
+            ingest_spool(store, work / "spool")
+            stored = store.count_spans()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "exit_spans": spans,
+        "exit_s": stats["exit_s"],
+        "exit_spilled": stats["spilled"],
+        "exit_dropped": stats["dropped"],
+        "exit_stored": stored,
+    }
+
+
+FLUSH_SECTION = "## Collector flush throughput, 10 KB prompts"
+TARGET_FLUSH_PER_S = 10_000
+_TOPIC = """the of and to in is for on with as by at from that this be are was it an or which
+policy customer account refund shipping warranty order invoice billing support agent team
+product release version service plan contract payment period notice days month year report
+data storage region backup latency request limit quota error response"""
+_WORDS = tuple(_TOPIC.split())
+
+
+def rag_prompt(rng: random.Random, size: int = 10_000) -> str:
+    """A RAG prompt of ``size`` characters: numbered passages of sentences, some with a
+    date, a price, a year, an order number, a time, a version or a percentage, and now and
+    then an e-mail address or a phone number, then the question."""
+    out = ["Answer the question using only the passages below.\n"]
+    length, number = len(out[0]), 0
+    while length < size:
+        number += 1
+        sentences = []
+        for _ in range(rng.randint(8, 14)):
+            sentence = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(6, 16)))
+            kind = rng.random()
+            if kind < 0.15:
+                sentence += f" on {rng.randint(2015, 2026)}-{rng.randint(1, 12):02d}-"
+                sentence += f"{rng.randint(1, 28):02d}"
+            elif kind < 0.25:
+                sentence += f" costs ${rng.randint(5, 999)}.{rng.randint(0, 99):02d}"
+            elif kind < 0.32:
+                sentence += f" in {rng.randint(1990, 2026)}"
+            elif kind < 0.38:
+                sentence += f" (order #{rng.randint(100_000, 9_999_999)})"
+            elif kind < 0.42:
+                sentence += f" at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
+            elif kind < 0.46:
+                sentence += f" in version {rng.randint(1, 9)}.{rng.randint(0, 20)}."
+                sentence += f"{rng.randint(0, 9)}"
+            elif kind < 0.50:
+                sentence += f" for {rng.randint(2, 500)} users and {rng.randint(1, 100)}%"
+            sentences.append(sentence.capitalize() + ".")
+        extra = rng.random()
+        if extra < 0.2:
+            name = rng.choice(["ana", "li.wei", "j.smith", "support"])
+            sentences.append(f"Contact {name}{rng.randint(1, 99)}@example.com for details.")
+        elif extra < 0.3:
+            sentences.append(f"Call +1 415 555 {rng.randint(1000, 9999)} during office hours.")
+        passage = f"[{number}] " + " ".join(sentences) + "\n"
+        out.append(passage)
+        length += len(passage)
+    question = "Question: how long is the refund period for annual plans?"
+    return "".join(out)[: size - len(question)] + question
+
+
+def measure_flush_10kb(spans: int, repeats: int) -> dict[str, Any]:
+    """Spans per second through the flush thread for 10 KB prompts, redaction on and off.
+
+    Each repeat queues ``spans`` calls (a fresh prompt each) with redaction on,
+    then off (the order alternates), spooling into a temporary folder, timed
+    from the first call until ``llmvigil.flush()`` returns. Medians over the repeats.
+    """
+    from llmvigil.collector.redact import make_redactor
+
+    rng = random.Random(10)
+    prompts = [rag_prompt(rng) for _ in range(spans)]
+    redactor = make_redactor()
+    redactor(prompts[0])  # its patterns are built on first use
+    t0 = time.perf_counter()
+    for prompt in prompts[:2_000]:
+        redactor(prompt)
+    redact_us = (time.perf_counter() - t0) / min(spans, 2_000) * 1e6
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for repeat in range(repeats):
+        for redact in (True, False) if repeat % 2 == 0 else (False, True):
+            spool = Path(tempfile.mkdtemp(prefix="llmvigil-bench-flush-"))
+            llmvigil.configure(
+                llmvigil.Settings(),
+                sink="spool",
+                spool_dir=str(spool),
+                app="bench",
+                queue_size=spans + 1_000,
+                redact_pii=redact,
+            )
+            ask = llmvigil.observe(model="gpt-4o-mini")(answer)
+            ask(prompts[0])  # start the flush thread and load the pipeline, untimed
+            llmvigil.flush(timeout=600)
+            processed = llmvigil.stats()["processed"]
+            cpu_before = flush_thread_cpu_s()
+            start = time.perf_counter()
+            for prompt in prompts:
+                ask(prompt)
+            llmvigil.flush(timeout=600)
+            elapsed = time.perf_counter() - start
+            cpu_after = flush_thread_cpu_s()
+            done = llmvigil.stats()["processed"] - processed
+            llmvigil.shutdown()
+            shutil.rmtree(spool, ignore_errors=True)
+            rates[redact].append(done / elapsed)
+            if cpu_before is not None and cpu_after is not None:
+                cpu[redact].append((cpu_after - cpu_before) / done * 1e6)
+        print(f"  flush repeat {repeat + 1}/{repeats} done", file=sys.stderr)
+    return {
+        "flush10k_spans": spans,
+        "flush10k_repeats": repeats,
+        "flush10k_bytes": sum(len(p.encode()) for p in prompts) / spans,
+        "flush10k_on": statistics.median(rates[True]),
+        "flush10k_off": statistics.median(rates[False]),
+        "flush10k_cpu_on": statistics.median(cpu[True]) if cpu[True] else None,
+        "flush10k_cpu_off": statistics.median(cpu[False]) if cpu[False] else None,
+        "flush10k_redact_us": redact_us,
+    }
+
+
+def flush_section(result: dict[str, Any], command: str) -> str:
+    on, off = result["flush10k_on"], result["flush10k_off"]
+    verdict = "met" if on >= TARGET_FLUSH_PER_S else "MISSED"
+    lines = [
+        *header(FLUSH_SECTION, command, PACKAGES, result["load"]),
+        "",
+        f"{result['flush10k_repeats']} repeats x {result['flush10k_spans']:,} calls, each with "
+        f"a different RAG prompt of {result['flush10k_bytes'] / 1000:.1f} KB (passages with "
+        "dates, prices, years, order numbers, versions, some e-mail addresses and phone "
+        "numbers), queued at once and timed until `llmvigil.flush()` returned, spooling into a "
+        "temporary folder with the default batch size; redaction on and off in turn in each "
+        "repeat; medians.",
+        "",
+        "| Pipeline | Spans/s | Flush-thread CPU µs/span |",
+        "|---|---:|---:|",
+    ]
+    for label, rate, cpu in (
+        ("redaction on (default)", on, result["flush10k_cpu_on"]),
+        ("redaction off", off, result["flush10k_cpu_off"]),
+    ):
+        lines.append(f"| {label} | **{rate:,.0f}** | {_maybe(cpu)} |")
+    lines += [
+        "",
+        f"- With redaction on: **{on:,.0f} spans/s** (target >= {TARGET_FLUSH_PER_S:,}: "
+        f"{verdict}); **{on / off:.2f}x** the rate with redaction off, timed in the same run.",
+        f"- Redaction alone: {result['flush10k_redact_us']:.0f} µs per 10 KB prompt "
+        "(`make_redactor()` on the same prompts, on this thread).",
+    ]
+    cpu_on, cpu_off = result["flush10k_cpu_on"], result["flush10k_cpu_off"]
+    if cpu_on and cpu_off:
+        lines.append(
+            f"- Redaction's share of the flush thread's CPU: {(cpu_on - cpu_off) / cpu_on:.0%}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _maybe(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 # -- reporting ---------------------------------------------------------------------------
@@ -348,6 +588,9 @@ def markdown(result: dict[str, Any]) -> str:
     net_ratio = otel["net_us"] / ours["net_us"] if ours["net_us"] > 0 else float("inf")
     worst = max(r["added_us"] for r in rows if r["label"].startswith("llmvigil"))
     verdict = "met" if ours["added_us"] < TARGET_ADDED_US else "MISSED"
+    least = next(r for r in rows if r["label"].startswith("floor"))
+    of_floor = ours["added_us"] / least["added_us"] if least["added_us"] > 0 else float("inf")
+    verdict_floor = "met" if of_floor <= TARGET_OF_FLOOR else "MISSED"
     verdict_ratio = "met" if ratio >= TARGET_RATIO else "MISSED"
     cpu = result["flush_cpu_us"]
     lines += [
@@ -355,6 +598,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"- OpenTelemetry / llmvigil (added time, plain function): **{ratio:.1f}x** "
         f"(target >= {TARGET_RATIO:.0f}x: {verdict_ratio}); excluding GC pauses: "
         f"{net_ratio:.1f}x.",
+        f"- llmvigil / floor (added time, plain function, the floor timed in the same run): "
+        f"**{of_floor:.1f}x** (target <= {TARGET_OF_FLOOR:.0f}x: {verdict_floor}); the floor "
+        f"adds {least['added_us']:.2f} µs.",
         f"- llmvigil added per call, plain function: **{ours['added_us']:.2f} µs** "
         f"(target < {TARGET_ADDED_US:.0f} µs: {verdict}); excluding GC pauses: "
         f"{ours['net_us']:.2f} µs; worst form: {worst:.2f} µs.",
@@ -365,6 +611,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"queue into spool segments ({result['flush_records']:,} records queued at once, "
         "timed until `flush()` returned)"
         + (f"; {cpu:.1f} µs of flush-thread CPU per record." if cpu is not None else "."),
+        f"- Exit with a full queue: {result['exit_spans']:,} calls with 10 KB prompts, then a "
+        f"normal exit (deadline 5 s): **{result['exit_spans'] - result['exit_stored']} spans "
+        f"lost** ({result['exit_stored']:,} in the store after `ingest`); the exit took "
+        f"{result['exit_s']:.1f} s, {result['exit_spilled']:,} spans were spilled raw and "
+        "finished at ingest.",
     ]
     return "\n".join(lines)
 
@@ -398,15 +649,36 @@ def main() -> None:
         default="on",
         help="garbage collector during the timed loops: on (default), frozen start-up heap, off",
     )
+    parser.add_argument(
+        "--flush-spans", type=int, default=10_000, help="calls per 10 KB-prompt flush repeat"
+    )
+    parser.add_argument("--flush-repeats", type=int, default=3, help="10 KB-prompt repeats")
+    parser.add_argument(
+        "--flush-only", action="store_true", help="only the 10 KB-prompt flush throughput"
+    )
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in RESULTS.md")
     args = parser.parse_args()
-    command = f"python benchmarks/bench_collector.py --calls {args.calls} --repeats {args.repeats}"
-    if args.gc != "on":
-        command += f" --gc {args.gc}"
-    result = run(args.calls, args.repeats, args.gc)
-    print(section(result, command))
+    if not args.flush_only:
+        command = (
+            f"python benchmarks/bench_collector.py --calls {args.calls} --repeats {args.repeats}"
+        )
+        if args.gc != "on":
+            command += f" --gc {args.gc}"
+        result = run(args.calls, args.repeats, args.gc)
+        print(section(result, command))
+        if args.write:
+            write_section(RESULTS, SECTION, section(result, command))
+            print(f"updated {RESULTS}", file=sys.stderr)
+    load_before = load_average()
+    flushed = measure_flush_10kb(args.flush_spans, args.flush_repeats)
+    flushed["load"] = (load_before, load_average())
+    command = (
+        f"python benchmarks/bench_collector.py --flush-only --flush-spans {args.flush_spans} "
+        f"--flush-repeats {args.flush_repeats}"
+    )
+    print(flush_section(flushed, command))
     if args.write:
-        write_section(RESULTS, SECTION, section(result, command))
+        write_section(RESULTS, FLUSH_SECTION, flush_section(flushed, command))
         print(f"updated {RESULTS}", file=sys.stderr)
 
 

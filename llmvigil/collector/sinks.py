@@ -18,7 +18,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from llmvigil.collector.spool import load_segment, write_segment
+from llmvigil.collector.spool import ingest_segment, write_segment
 from llmvigil.storage.store import Store
 
 log = logging.getLogger("llmvigil.collector")
@@ -130,7 +130,7 @@ class DirectSink:
             path = self._spooled_segments[0]
             if path.exists():
                 try:
-                    load_segment(self.store, path)
+                    ingest_segment(self.store, path)  # refused rows go to bad/
                 except Exception as exc:  # still down, or someone else ingests it: later
                     log.info("llmvigil: replaying %s failed (%s); it stays in the spool", path, exc)
                     return

@@ -201,16 +201,15 @@ def context(
     """
     outer = _context_values.get()
     values = dict(outer) if outer else {}
-    if user_id is not None:
-        values["user_id"] = str(user_id)
-    if session_id is not None:
-        values["session_id"] = str(session_id)
-    if trace_id is not None:
-        values["trace_id"] = str(trace_id)
+    # Kept as given: the flush thread makes text of any value (a str() that raises included),
+    # so nothing here can raise into the caller.
+    for key, value in (("user_id", user_id), ("session_id", session_id), ("trace_id", trace_id)):
+        if value is not None:
+            values[key] = value
     if metadata:
-        values["metadata"] = {**values.get("metadata", {}), **metadata}
+        values["metadata"] = {**values.get("metadata", {}), **tracer.as_metadata(metadata)}
     if tags:
-        values["tags"] = (*values.get("tags", ()), *tags)
+        values["tags"] = (*values.get("tags", ()), *tracer.as_tags(tags))
     token = _context_values.set(values)
     try:
         yield
@@ -266,9 +265,9 @@ def attach(
 def _attach_to(frame: tuple[int, int], values: Mapping[str, Any]) -> None:
     extras = _extras.setdefault(frame[F_N], {})
     for key, value in values.items():
-        if key == "metadata" and isinstance(value, Mapping):
-            extras["metadata"] = {**extras.get("metadata", {}), **value}
+        if key == "metadata":
+            extras["metadata"] = {**extras.get("metadata", {}), **tracer.as_metadata(value)}
         elif key == "tags":
-            extras["tags"] = (*extras.get("tags", ()), *value)
+            extras["tags"] = (*extras.get("tags", ()), *tracer.as_tags(value))
         else:
             extras[key] = tracer.snapshot(value)

@@ -151,6 +151,30 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def as_tags(tags: Any) -> tuple[Any, ...]:
+    """``tags`` as a tuple: one string is one tag, any other iterable its items, anything else
+    itself (the pipeline makes text of each). Never raises."""
+    if not tags:
+        return ()
+    if isinstance(tags, str | bytes):
+        return (tags,)
+    try:
+        return tuple(tags)
+    except Exception:
+        return (tags,)
+
+
+def as_metadata(metadata: Any) -> dict[Any, Any]:
+    """``metadata`` as a dict: a mapping's items, anything else under the key ``"value"``.
+    Never raises."""
+    if not metadata:
+        return {}
+    try:
+        return dict(metadata.items()) if isinstance(metadata, Mapping) else {"value": metadata}
+    except Exception:
+        return {"value": metadata}
+
+
 class Spec:
     """What one ``@observe`` (or ``span()``) declared; built once per decorated function."""
 
@@ -192,8 +216,8 @@ class Spec:
         self.app = app
         self.model = model
         self.prompt_version = prompt_version
-        self.tags = tuple(tags) if tags else ()
-        self.metadata = dict(metadata) if metadata else None
+        self.tags = as_tags(tags)
+        self.metadata = as_metadata(metadata) or None
         self.capture_input = capture_input
         self.capture_output = capture_output
         self.context_arg = context_arg

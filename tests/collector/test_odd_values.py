@@ -9,7 +9,9 @@ PostgreSQL both accept.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -247,3 +249,26 @@ def test_an_odd_environment_setting_is_cleaned(store_url: str) -> None:
     assert {(r["environment"], r["app"]) for r in rows} == {
         ("staging" + CLEANED[NUL], CLEANED[SURROGATE])
     }
+
+
+@pytest.mark.parametrize(
+    ("tags", "metadata", "stored_tags"),
+    [
+        ("prod", {"a": 1}, ["prod"]),  # one string is one tag, not its characters
+        (5, [1, 2], ["5"]),
+        (("x", b"y"), "just text", ["x", "y"]),
+    ],
+)
+def test_odd_tags_and_metadata_never_raise_into_the_caller(
+    collect: Store, tags: Any, metadata: Any, stored_tags: list[str]
+) -> None:
+    @llmvigil.observe(tags=tags, metadata=metadata)
+    def decorated() -> str:
+        llmvigil.attach(tags=tags, metadata=metadata)
+        return "ok"
+
+    with llmvigil.context(tags=tags, metadata=metadata):
+        decorated()
+    (row,) = stored(collect)
+    tags_stored = row["tags"] if isinstance(row["tags"], list) else json.loads(row["tags"])
+    assert tags_stored == stored_tags * 3

@@ -114,6 +114,32 @@ def test_pool_workers_deliver_their_spans_when_the_pool_is_terminated(tmp_path) 
 
 
 @pytest.mark.slow
+def test_pytorch_dataloader_workers_deliver_their_spans(tmp_path) -> None:
+    pytest.importorskip("torch")
+    result = run(
+        tmp_path,
+        """
+        import torch
+        from torch.utils.data import DataLoader, Dataset
+
+        class Questions(Dataset):
+            def __len__(self):
+                return 30
+
+            def __getitem__(self, i):
+                answer(i, who="worker")
+                return i
+
+        loader = DataLoader(Questions(), batch_size=5, num_workers=2,
+                            multiprocessing_context="fork")
+        print(sum(int(b.sum()) for b in loader))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert outputs(stored(tmp_path)) == sorted(f"worker {i}" for i in range(30))
+
+
+@pytest.mark.slow
 def test_a_bare_fork_that_leaves_through_os_exit_delivers_its_spans(tmp_path) -> None:
     result = run(
         tmp_path,
