@@ -82,15 +82,23 @@ def bounded(data: bytes, start: int, end: int) -> bool:
     return not (end < len(data) and _is_word_byte(data[end]))
 
 
+_ISO_DATE = re.compile(rb"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
+
+
 def number(data: bytes, start: int, end: int, ip: bool) -> list[Finding]:
     """The PII in the run of digit groups ``data[start:end]`` (see :func:`_number_kinds`)."""
     if not bounded(data, start, end):
         return []
     piece = data[start:end]
+    # Most digit runs in prose are short numbers and dates: no PII kind has fewer than 7
+    # digits but an IPv4 address (three dots), and a lone ISO date is a date. Deciding those
+    # here, before a run is read group by group, keeps number-heavy text cheap.
+    digits = len(piece) - len(piece.translate(None, b"0123456789"))
+    if (digits < 7 and piece.count(b".") < 3) or _ISO_DATE.fullmatch(piece):
+        return []
     if piece[:1] == b"+" and b"." not in piece and b"/" not in piece:
         # The common case, "+1 415 555 2671": one international number, its groups split by
         # spaces, dashes or parentheses; read without trying each window.
-        digits = len(piece) - len(piece.translate(None, b"0123456789"))
         groups = piece.count(b" ") + piece.count(b"-") + 1
         tail = _tail(data, start, piece.decode("ascii"))
         if 7 <= digits <= 15 and groups <= _MAX_GROUPS and tail[:1] not in _NOT_AFTER:

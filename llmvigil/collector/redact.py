@@ -319,11 +319,17 @@ class Redactor:
 
 def _without_overlaps(found: list[Found]) -> list[Found]:
     """The pieces to replace, in order: where two overlap, the more specific kind's."""
+    # The kept pieces never overlap, so they stay sorted by start and a new piece need only be
+    # checked against its two neighbours: linear-logarithmic in the pieces of a text, where
+    # checking each against all kept was quadratic (dense contact lists, logs of addresses).
     kept: list[Found] = []
+    starts: list[int] = []
     for f in sorted(found, key=lambda f: (_RANK[f.kind], f.start, f.start - f.end)):
-        if all(f.end <= k.start or f.start >= k.end for k in kept):
-            kept.append(f)
-    return sorted(kept)
+        i = bisect.bisect_right(starts, f.start)
+        if (i == 0 or kept[i - 1].end <= f.start) and (i == len(kept) or kept[i].start >= f.end):
+            kept.insert(i, f)
+            starts.insert(i, f.start)
+    return kept
 
 
 def _spliced(data: bytes, found: list[Found], placeholder: Callable[[str, str], str]) -> str:
