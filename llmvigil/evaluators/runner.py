@@ -51,6 +51,11 @@ _STAND_INS = {
     PLACEHOLDERS["email"]: "someone@example.com",
     PLACEHOLDERS["phone"]: "+1 555 0100",
     PLACEHOLDERS["card"]: "4111 1111 1111 1111",
+    PLACEHOLDERS["iban"]: "GB82 WEST 1234 5698 7654 32",
+    PLACEHOLDERS["ssn"]: "078-05-1120",
+    PLACEHOLDERS["ip"]: "192.0.2.1",
+    PLACEHOLDERS["password"]: "example-password",
+    PLACEHOLDERS["secret"]: "example-api-key",
 }
 
 
