@@ -6,19 +6,22 @@ import argparse
 import csv
 import json
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from llmvigil.collector.tracer import KINDS
 from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
-from llmvigil.errors import LlmvigilError
+from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilError
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
-from llmvigil.storage.metrics import COLUMNS, parse_moment
+from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment
+from llmvigil.storage.store import DUCKDB_URL_FORMS, is_in_memory
 
 # Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -30,8 +33,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _store(args: argparse.Namespace, settings: Settings) -> Store:
-    return Store(getattr(args, "store", None) or settings.store.url)
+def _store_url(args: argparse.Namespace, settings: Settings) -> str:
+    return getattr(args, "store", None) or settings.store.url
+
+
+def _store(args: argparse.Namespace, settings: Settings, *, create: bool) -> Store:
+    # Commands that only read pass create=False: a mistyped path is an error, not an empty store.
+    return Store(_store_url(args, settings), create=create)
+
+
+def _refuse_in_memory(url: str, what: str) -> None:
+    if is_in_memory(url):
+        raise IngestError(
+            f"{what} would load the spool into {url}, an in-memory store that is gone when "
+            "this command ends, and then delete the segments. Name a DuckDB file with --store "
+            f"or [store] url: {DUCKDB_URL_FORMS}"
+        )
 
 
 # -- init ---------------------------------------------------------------------------------
@@ -39,10 +56,22 @@ def _store(args: argparse.Namespace, settings: Settings) -> Store:
 
 def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if path.is_dir():
+        raise ConfigError(
+            f"--path {path} is a folder; name the settings file to write, for example "
+            f"{path / CONFIG_FILE}"
+        )
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"--path {path}: the folder {path.parent} does not exist; create it first"
+        )
     if path.exists() and not args.force:
         errors.print(f"{path} already exists; use --force to overwrite it")
         return 1
-    path.write_text(STARTER_TOML, encoding="utf-8")
+    try:
+        path.write_text(STARTER_TOML, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     console.print(f"wrote {path}: every key is optional and shown with its default")
     return 0
 
@@ -54,8 +83,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from llmvigil.collector.spool import ingest_spool
 
     settings = _settings(args)
+    _refuse_in_memory(_store_url(args, settings), "ingest")
     folder = Path(args.spool or settings.collector.spool_dir)
-    with _store(args, settings) as store:
+    if not folder.is_dir():
+        if folder.exists():
+            raise IngestError(f"spool folder {folder} is a file; name the folder apps spool into")
+        if args.spool:
+            raise IngestError(
+                f"--spool {folder} does not exist; name the folder your apps spool into "
+                f"([collector] spool_dir, here {settings.collector.spool_dir})"
+            )
+        console.print(f"nothing to ingest: no spool folder at {folder.absolute()} yet")
+        return 0
+    with _store(args, settings, create=True) as store:
         report = ingest_spool(store, folder)
     console.print(
         f"ingested {report.segments} segments from {folder}: {report.rows} spans, "
@@ -102,11 +142,29 @@ def print_metrics(rows: Sequence[MetricRow], fmt: str, title: str | None = None)
     console.print(table)
 
 
+def _window(since_text: str, until_text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as UTC times; ``--since all`` is no lower bound."""
+    since = (
+        None if since_text.strip().lower() == "all" else parse_moment(since_text, option="--since")
+    )
+    until = None if until_text is None else parse_moment(until_text, option="--until")
+    if since is not None and until is not None and until <= since:
+        raise LlmvigilError(
+            f"--until {until_text!r} ({until:%Y-%m-%dT%H:%M:%S} UTC) is not after --since "
+            f"{since_text!r} ({since:%Y-%m-%dT%H:%M:%S} UTC), so the window holds nothing; "
+            "swap them or widen the window"
+        )
+    return since, until
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    since = parse_moment(args.since) if args.since else None
-    until = parse_moment(args.until) if args.until else None
-    with _store(args, settings) as store:
+    since, until = _window(args.since, args.until)
+    try:
+        parse_grain(args.grain)
+    except LlmvigilError as exc:
+        raise LlmvigilError(f"--grain: {exc}") from None
+    with _store(args, settings, create=False) as store:
         kind = None if args.kind == "all" else args.kind
         rows = store.metrics(args.grain, since, until, app=args.app, model=args.model, kind=kind)
     if not rows and args.format == "table":
@@ -118,20 +176,52 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 # -- evaluate -----------------------------------------------------------------------------
 
 
+def _evaluator_names(text: str) -> list[str]:
+    """``--evaluators relevance,brevity`` as names, each a registered evaluator."""
+    from llmvigil.evaluators.registry import available
+
+    known = sorted(available())
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise EvaluatorError(
+            f"--evaluators {text!r} names no evaluator; give comma-separated names from: "
+            f"{', '.join(known)}"
+        )
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise EvaluatorError(
+            f"--evaluators names {', '.join(map(repr, unknown))}, which no evaluator is "
+            f"called; known: {', '.join(known)}"
+        )
+    return names
+
+
 def _runner(args: argparse.Namespace, settings: Settings) -> Runner:
     from llmvigil.evaluators.suite import evaluators_from_settings
 
-    if args.evaluators:
-        names = [n.strip() for n in args.evaluators.split(",") if n.strip()]
+    if args.evaluators is not None:
+        names = _evaluator_names(args.evaluators)
         enabled = settings.evaluators.model_copy(update={"enabled": names, "sampling": {}})
         settings = settings.model_copy(update={"evaluators": enabled})
     config = settings.evaluators
-    return Runner(
+    unknown = [kind for kind in config.kinds if kind not in KINDS]
+    if unknown:
+        raise ConfigError(
+            f"[evaluators] kinds has {', '.join(map(repr, unknown))}, which is no span kind, so "
+            f"those spans would never be scored; known kinds: {', '.join(KINDS)}"
+        )
+    runner = Runner(
         evaluators_from_settings(settings, with_judge=not args.no_judge),
         batch_size=args.batch_size or config.batch_size,
         sampling=config.sampling,
         kinds=config.kinds,
     )
+    if not runner.evaluators:
+        raise EvaluatorError(
+            "no evaluator to run: [evaluators] enabled is empty; enable some there or name "
+            "them with --evaluators"
+        )
+    return runner
 
 
 def print_summary(rows: Sequence[dict], title: str) -> None:
@@ -174,10 +264,11 @@ def evaluate_store(store: Store, runner: Runner, progress: bool = True) -> None:
     )
 
 
-def _evaluate_dataset(args: argparse.Namespace, runner: Runner) -> int:
+def _evaluate_dataset(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from llmvigil.evaluators.dataset import (
+        check_output,
         measure,
         output_records,
         read_dataset,
@@ -185,9 +276,19 @@ def _evaluate_dataset(args: argparse.Namespace, runner: Runner) -> int:
         write_records,
     )
 
+    # Every path is checked before the evaluators load and score: a typo costs nothing.
     lines, problems = read_dataset(args.dataset)
+    if args.output:
+        check_output(args.output, args.dataset)
     for problem in problems:
         errors.print(f"{args.dataset}:{problem.number}: skipped: {problem.message}")
+    if not lines:
+        raise EvaluatorError(
+            f"no line of {args.dataset} could be read ({len(problems)} malformed, the others "
+            "empty): each line is one JSON object with an id, input, output and optionally "
+            "context, reference and labels"
+        )
+    runner = _runner(args, settings)
     with tqdm(total=len(lines), unit="line", desc="scoring", disable=None) as bar:
         scores = score_lines(runner, lines, on_batch=bar.update)
     if args.output:
@@ -219,17 +320,44 @@ def _evaluate_dataset(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
+def _check_evaluate_options(args: argparse.Namespace) -> None:
+    # An option the chosen mode does not read would be ignored without a word.
+    if args.dataset is not None:
+        for option, given in (
+            ("--watch", args.watch),
+            ("--retry-errors", args.retry_errors),
+            ("--store", args.store is not None),
+            ("--interval", args.interval is not None),
+        ):
+            if given:
+                raise LlmvigilError(
+                    f"{option} does not apply to --dataset, which scores the file without "
+                    "the store; leave one of them out"
+                )
+    elif args.output is not None:
+        raise LlmvigilError("--output is where --dataset writes its scores; give --dataset too")
+    if args.interval is not None and not args.watch:
+        raise LlmvigilError("--interval is how often --watch runs; give --watch too")
+    if args.retry_errors and args.watch:
+        raise LlmvigilError(
+            "--retry-errors runs once; run `llmvigil evaluate --retry-errors` first, then --watch"
+        )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_evaluate_options(args)
+    if args.dataset is not None:
+        return _evaluate_dataset(args, settings)
     runner = _runner(args, settings)
-    if args.dataset:
-        return _evaluate_dataset(args, runner)
     if args.watch:
         from llmvigil.collector.spool import ingest_spool
         from llmvigil.evaluators.schedule import run_every
 
         interval = args.interval or settings.evaluators.interval_s
-        store = _store(args, settings)
+        # It loads what the apps spooled, so it may create the store, as ingest does.
+        _refuse_in_memory(_store_url(args, settings), "evaluate --watch")
+        store = _store(args, settings, create=True)
         spool = Path(settings.collector.spool_dir)
 
         def tick() -> None:
@@ -244,7 +372,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         finally:
             store.close()
         return 0
-    with _store(args, settings) as store:
+    with _store(args, settings, create=False) as store:
         if args.retry_errors:
             from llmvigil.evaluators.runner import FAILURE_LABELS
 
@@ -263,7 +391,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     spool = Path(settings.collector.spool_dir) / "demo"
-    with _store(args, settings) as store:
+    with _store(args, settings, create=True) as store:
         console.print(f"[bold]llmvigil demo[/bold]: {args.spans} simulated support requests "
                       f"over the last hour, through @observe and the spool, into "
                       f"{store.display_url}")  # fmt: skip
@@ -293,45 +421,96 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------
 
 
+def _text(value: str) -> str:
+    """An option value that must say something (``--store ""`` would fall back unseen)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty value; give one, or leave the option out")
+    return value
+
+
+def _whole(limit: int) -> Callable[[str], int]:
+    """A whole number from 1 to ``limit``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if not 1 <= number <= limit:
+            raise argparse.ArgumentTypeError(f"{number} is not a whole number from 1 to {limit:,}")
+        return number
+
+    return parse
+
+
+def _seconds(limit: float) -> Callable[[str], float]:
+    """A finite number of seconds above 0 and at most ``limit``."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+        if not (math.isfinite(number) and 0 < number <= limit):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a number of seconds above 0 and at most {limit:g}"
+            )
+        return number
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmvigil", description="Watch LLM applications in production."
     )
-    parser.add_argument("--config", help=f"settings file (default: ./{CONFIG_FILE})")
+    parser.add_argument("--config", type=_text, help=f"settings file (default: ./{CONFIG_FILE})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", required=True)
+    store_help = "store URL (default: [store] url)"
 
     init = commands.add_parser("init", help="write a commented starter llmvigil.toml")
-    init.add_argument("--path", default=CONFIG_FILE)
+    init.add_argument("--path", type=_text, default=CONFIG_FILE)
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(run=cmd_init)
 
     ingest = commands.add_parser("ingest", help="load spool segments into the store")
-    ingest.add_argument("--spool", help="spool folder (default: [collector] spool_dir)")
-    ingest.add_argument("--store", help="store URL (default: [store] url)")
+    ingest.add_argument("--spool", type=_text, help="spool folder (default: [collector] spool_dir)")
+    ingest.add_argument("--store", type=_text, help=store_help)
     ingest.set_defaults(run=cmd_ingest)
 
     metrics = commands.add_parser("metrics", help="the per-grain health table")
-    metrics.add_argument("--grain", default="1m", help="bucket size: 1m (default), 5m, 1h, 1d")
     metrics.add_argument(
-        "--since", default="1h", help="ISO time or span back: 15m, 1h (default), 7d"
+        "--grain", default="1m", help="bucket size from 1s to 366d: 1m (default), 5m, 1h, 1d"
     )
-    metrics.add_argument("--until", help="ISO time or span back from now")
-    metrics.add_argument("--app")
-    metrics.add_argument("--model")
     metrics.add_argument(
-        "--kind", default="llm", help="span kind to count: llm (default), chain, tool, ... or all"
+        "--since",
+        default="1h",
+        help="ISO time (UTC unless zoned) or span back: 15m, 1h (default), 7d; `all` for all time",
+    )
+    metrics.add_argument("--until", help="ISO time or span back from now (default: no end)")
+    metrics.add_argument("--app", type=_text)
+    metrics.add_argument("--model", type=_text)
+    metrics.add_argument(
+        "--kind",
+        default="llm",
+        choices=(*KINDS, "all"),
+        help="span kind to count: llm (default), chain, tool, ... or all",
     )
     metrics.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    metrics.add_argument("--store", help="store URL (default: [store] url)")
+    metrics.add_argument("--store", type=_text, help=store_help)
     metrics.set_defaults(run=cmd_metrics)
 
     evaluate = commands.add_parser(
         "evaluate", help="score stored spans (or a dataset file) with the evaluators"
     )
-    evaluate.add_argument("--store", help="store URL (default: [store] url)")
-    evaluate.add_argument("--evaluators", help="comma-separated names (default: [evaluators])")
-    evaluate.add_argument("--batch-size", type=int, help="spans per committed batch")
+    evaluate.add_argument("--store", type=_text, help=store_help)
+    evaluate.add_argument(
+        "--evaluators", type=_text, help="comma-separated names (default: [evaluators])"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=_whole(100_000), help="spans per committed batch (1 to 100,000)"
+    )
     evaluate.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
     evaluate.add_argument(
         "--retry-errors",
@@ -339,16 +518,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="score again the spans whose evaluator or judge failed",
     )
     evaluate.add_argument("--watch", action="store_true", help="run again every --interval s")
-    evaluate.add_argument("--interval", type=float, help="seconds (default: [evaluators])")
-    evaluate.add_argument("--dataset", help="score this JSONL file instead of the store")
-    evaluate.add_argument("--output", help="with --dataset: write the scores here (JSONL)")
+    evaluate.add_argument(
+        "--interval", type=_seconds(86_400), help="seconds, up to a day (default: [evaluators])"
+    )
+    evaluate.add_argument(
+        "--dataset", type=_text, help="score this JSONL file instead of the store"
+    )
+    evaluate.add_argument(
+        "--output", type=_text, help="with --dataset: write the scores here (JSONL)"
+    )
     evaluate.set_defaults(run=cmd_evaluate)
 
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
-    demo.add_argument("--spans", type=int, default=600, help="simulated requests (default 600)")
+    demo.add_argument(
+        "--spans", type=_whole(100_000), default=600, help="simulated requests (default 600)"
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--no-evaluate", action="store_true", help="skip the evaluators")
-    demo.add_argument("--store", help="store URL (default: [store] url)")
+    demo.add_argument("--store", type=_text, help=store_help)
     demo.set_defaults(run=cmd_demo)
     return parser
 

@@ -5,10 +5,16 @@ A line holds ``id``, ``input``, ``output``, ``context`` (a list of passages),
 except for toxicity where 1 is toxic: in both cases 1 is what a high score
 predicts). Teams use it to test a new prompt or model before it ships and to
 calibrate pass thresholds.
+
+A line that cannot be read as such an object (not UTF-8, not JSON, nested too
+deep, a lone surrogate in a text, a field of the wrong type) is skipped and
+reported with its number; the other lines are scored. Bytes are never replaced:
+a score of altered text would be reported as the line's.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.runner import Runner
 
@@ -38,9 +45,24 @@ class Problem:
 
 
 def _text(value: Any, key: str) -> str | None:
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        return _unicode(value, key)
     raise ValueError(f"{key!r} must be a string or null, not {type(value).__name__}")
+
+
+def _unicode(value: str, key: str) -> str:
+    # JSON can spell a lone surrogate ("\ud800"), which is no text: it cannot be written
+    # back as UTF-8, and an evaluator would score something other than what is there.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{key!r} holds a lone surrogate (\\u{ord(value[exc.start]):04x}) at character "
+            f"{exc.start + 1}, which is not text"
+        ) from None
+    return value
 
 
 def parse_line(number: int, text: str) -> DatasetLine:
@@ -49,20 +71,26 @@ def parse_line(number: int, text: str) -> DatasetLine:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON here: nested deeper than the JSON reader goes") from None
+    except ValueError as exc:  # an integer past Python's digit limit, for one
+        raise ValueError(f"not valid JSON here: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("a line must be a JSON object")
-    if "id" not in data or not isinstance(data["id"], str | int):
+    identifier = data.get("id")
+    if isinstance(identifier, bool) or not isinstance(identifier, str | int):
         raise ValueError("'id' is missing or not a string")
     context = data.get("context") or []
     if isinstance(context, str):
         context = [context]
     if not isinstance(context, list) or not all(isinstance(p, str) for p in context):
         raise ValueError("'context' must be a list of strings")
+    context = [_unicode(passage, "context") for passage in context]
     labels = data.get("labels") or {}
     if not isinstance(labels, dict) or not all(v in (0, 1) for v in labels.values()):
         raise ValueError("'labels' must map evaluator names to 0 or 1")
     item = EvalItem(
-        str(data["id"]),
+        _unicode(str(identifier), "id"),
         _text(data.get("input"), "input"),
         _text(data.get("output"), "output"),
         tuple(context),
@@ -72,17 +100,45 @@ def parse_line(number: int, text: str) -> DatasetLine:
 
 
 def read_dataset(path: str | os.PathLike[str]) -> tuple[list[DatasetLine], list[Problem]]:
-    """The valid lines of ``path`` and the problems of the others (by line number)."""
+    """The valid lines of ``path`` and the problems of the others (by line number).
+
+    A line that is not UTF-8 is a problem, not read with its bytes replaced: scores of
+    altered text would be reported as the line's. Raises :class:`EvaluatorError` when the
+    file cannot be read at all (missing, a folder, no permission).
+    """
+    path = Path(path)
     lines: list[DatasetLine] = []
     problems: list[Problem] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                lines.append(parse_line(number, text))
-            except ValueError as exc:
-                problems.append(Problem(number, str(exc)))
+    if path.is_dir():
+        raise EvaluatorError(
+            f"dataset {path} is a folder; --dataset wants a JSONL file, one JSON object a line"
+        )
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problems.append(
+                        Problem(
+                            number,
+                            f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
+                            "of the line; save the file as UTF-8",
+                        )
+                    )
+                    continue
+                if not text.strip():
+                    continue
+                try:
+                    lines.append(parse_line(number, text))
+                except ValueError as exc:
+                    problems.append(Problem(number, str(exc)))
+    except FileNotFoundError:
+        raise EvaluatorError(f"dataset {path} does not exist; check the --dataset path") from None
+    except OSError as exc:
+        raise EvaluatorError(f"cannot read the dataset {path}: {exc.strerror or exc}") from None
     return lines, problems
 
 
@@ -174,14 +230,49 @@ def measure(
     return report
 
 
+def check_output(path: str | os.PathLike[str], dataset: str | os.PathLike[str]) -> None:
+    """Raise :class:`EvaluatorError` unless :func:`write_records` can write ``path``: its folder
+    exists and is writable, it is no folder, and it is not the ``dataset`` being read.
+
+    Called before scoring, so a typo in ``--output`` is found in a second, not after an hour.
+    """
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise EvaluatorError(
+            f"--output {path} is a folder; name the JSONL file to write, for example "
+            f"{path / 'scores.jsonl'}"
+        )
+    if not folder.exists():
+        raise EvaluatorError(
+            f"--output {path}: the folder {folder} does not exist; create it or write elsewhere"
+        )
+    if not folder.is_dir():
+        raise EvaluatorError(f"--output {path}: {folder} is not a folder but a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EvaluatorError(f"--output {path}: the folder {folder} is not writable by you")
+    if path.exists() and Path(dataset).exists() and path.samefile(dataset):
+        raise EvaluatorError(
+            f"--output {path} is the dataset itself; writing the scores there would replace it"
+        )
+
+
 def write_records(path: str | os.PathLike[str], records: Iterator[dict]) -> int:
-    """Write records as JSONL (to a temporary name, then renamed); return how many."""
+    """Write records as JSONL (to a temporary name, then renamed); return how many.
+
+    Raises :class:`EvaluatorError` if the file cannot be written; no partial file is left.
+    """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     count = 0
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(temporary, path)
+    except (OSError, UnicodeError) as exc:
+        temporary.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        raise EvaluatorError(f"cannot write the scores to {path}: {reason}") from None
     return count

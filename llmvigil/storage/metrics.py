@@ -45,8 +45,10 @@ COLUMNS = (
     "P99",
 )
 
-_GRAIN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_SPAN = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The widest grain: one bucket per year.
+MAX_GRAIN_S = 366 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,35 @@ class MetricRow:
         return asdict(self)
 
 
+def _span_seconds(text: str) -> int | None:
+    """Seconds in ``15m``, ``2h``, ``7d``; None if ``text`` is not of that form."""
+    match = _SPAN.match(text)
+    if not match:
+        return None
+    digits, unit = match.groups()
+    # More digits than this is past every bound below, and past int()'s digit limit too.
+    if len(digits) > 15:
+        return 10**15
+    return int(digits) * _SECONDS[unit]
+
+
+def _shown(text: str) -> str:
+    # A value pasted by mistake can be thousands of characters; the message shows its start.
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def parse_grain(grain: str) -> int:
-    """Seconds in a grain such as ``1m``, ``5m``, ``1h``; :class:`LlmvigilError` if malformed."""
-    match = _GRAIN.match(grain)
-    if not match or int(match.group(1)) == 0:
+    """Seconds in a grain such as ``1m``, ``5m``, ``1h``; :class:`LlmvigilError` if malformed.
+
+    A grain is from ``1s`` to ``366d``.
+    """
+    seconds = _span_seconds(grain)
+    if not seconds or seconds > MAX_GRAIN_S:
         raise LlmvigilError(
-            f"time grain {grain!r} is not understood; use a number and a unit: 1m, 5m, 1h or 1d"
+            f"time grain {_shown(grain)} is not understood; use a number and a unit (s, m, h, d) "
+            "from 1s to 366d: 1m, 5m, 1h or 1d"
         )
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    return seconds
 
 
 def iso_duration(seconds: int) -> str:
@@ -181,22 +204,48 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def parse_moment(text: str, now: datetime | None = None) -> datetime:
-    """A time for ``--since``/``--until``.
+_MOMENT_FORMS = (
+    "use ISO 8601 (2026-11-24T09:00, UTC unless a zone is given) or a span back from now "
+    "(15m, 2h, 7d)"
+)
 
-    ISO 8601 (UTC when no zone is given) or a span back from now (``15m``, ``2h``, ``7d``).
+
+def parse_moment(text: str, now: datetime | None = None, *, option: str = "time") -> datetime:
+    """A time for ``--since``/``--until``, in UTC without a zone.
+
+    ISO 8601 (UTC when no zone is given) or a span back from now (``15m``, ``2h``, ``7d``),
+    between the years 1 and 9999 once in UTC. Raises :class:`LlmvigilError` naming
+    ``option`` (``"--since"``) otherwise, and for an empty value.
+
+    Example::
+
+        parse_moment("2h")                        # two hours ago
+        parse_moment("2026-11-24T09:00+01:00")    # datetime(2026, 11, 24, 8, 0)
     """
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    match = _GRAIN.match(text)
-    if match:
-        return now - timedelta(seconds=parse_grain(text))
+    shown = _shown(text)
+    if not text.strip():
+        raise LlmvigilError(f"{option} is empty; {_MOMENT_FORMS}")
+    seconds = _span_seconds(text)
+    if seconds is not None:
+        reach = (now - datetime.min).days
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise LlmvigilError(
+                f"{option} {shown} reaches back before the year 1; a span back is at most "
+                f"{reach}d, or give an ISO 8601 time"
+            ) from None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise LlmvigilError(
-            f"time {text!r} is not understood; use ISO 8601 (2026-11-24T09:00) or a span back "
-            "from now (15m, 2h, 7d)"
-        ) from None
+        raise LlmvigilError(f"{option} {shown} is not understood; {_MOMENT_FORMS}") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise LlmvigilError(
+                f"{option} {shown} is outside the years 1 to 9999 once turned into UTC; "
+                "give a time inside them"
+            ) from None
     return moment

@@ -145,20 +145,143 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class Store:
-    """A migrated database holding llmvigil's tables. Build with :func:`open_store`."""
+#: How to write a DuckDB store URL, for messages.
+DUCKDB_URL_FORMS = (
+    "duckdb:///relative/path.duckdb (three slashes: from the working folder) or "
+    "duckdb:////absolute/path.duckdb (four slashes)"
+)
+_MEMORY = ":memory:"
 
-    def __init__(self, url: str) -> None:
+
+def _is_memory(database: str) -> bool:
+    # DuckDB also names in-memory databases ":memory:name".
+    return database.startswith(_MEMORY)
+
+
+def duckdb_database(url: str) -> str:
+    """The database a ``duckdb:`` store URL names: a file path (``~`` expanded) or ``:memory:``.
+
+    Raises :class:`StoreError` when the URL does not name one file clearly: a host part
+    (``duckdb://file.duckdb`` reads ``file.duckdb`` as a server, and DuckDB then silently
+    keeps everything in memory), no path at all, URL options llmvigil does not read, or a
+    path ending in a folder separator. In memory only when asked for: ``duckdb:///:memory:``.
+    The configuration's ``[store] url`` and :class:`Store` both check with this function.
+
+    Example::
+
+        duckdb_database("duckdb:///data/spans.duckdb")   # 'data/spans.duckdb'
+        duckdb_database("duckdb://data/spans.duckdb")    # StoreError: ... duckdb:///data/...
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StoreError(
+            f"store url {url!r} is not a URL llmvigil can read; write {DUCKDB_URL_FORMS}"
+        ) from None
+    if parsed.drivername != "duckdb":
+        raise StoreError(
+            f"store url {url!r} names the driver {parsed.drivername!r}; a DuckDB store is "
+            f"written {DUCKDB_URL_FORMS}"
+        )
+    after = url.split("://", 1)[1].split("?", 1)[0] if "://" in url else ""
+    if parsed.host or parsed.username or parsed.password or parsed.port:
+        relative = f"duckdb:///{after.lstrip('/')}"
+        absolute = f"duckdb:///{Path(after.lstrip('/')).absolute()}"
+        raise StoreError(
+            f"store url {url!r} has a host part ({parsed.host!r}): after duckdb:// comes a "
+            "server, not a file, so DuckDB would keep the spans in memory and lose them at "
+            f"exit. A DuckDB store is a file: write {relative} (three slashes, relative to "
+            f"the working folder) or {absolute} (four slashes, an absolute path)"
+        )
+    if parsed.query:
+        bare = url.split("?", 1)[0]
+        raise StoreError(
+            f"store url {url!r} has options ({', '.join(sorted(parsed.query))}) that llmvigil "
+            f"does not read; remove them: {bare}"
+        )
+    database = parsed.database
+    if not database:
+        raise StoreError(
+            f"store url {url!r} names no file; write {DUCKDB_URL_FORMS}, for example "
+            "duckdb:///llmvigil.duckdb, or duckdb:///:memory: for a store that lives only "
+            "as long as this process"
+        )
+    if _is_memory(database):
+        return database
+    if database.endswith(("/", "\\")):
+        raise StoreError(
+            f"store url {url!r} names the folder {database!r}; a DuckDB store is a file: "
+            f"name one inside it, for example duckdb:///{database}llmvigil.duckdb"
+        )
+    return str(Path(database).expanduser())
+
+
+def is_in_memory(url: str) -> bool:
+    """True when ``url`` is a DuckDB URL for an in-memory store (``duckdb:///:memory:``).
+
+    Raises :class:`StoreError` for a DuckDB URL that names no file clearly.
+    """
+    return url.startswith("duckdb") and _is_memory(duckdb_database(url))
+
+
+def _require_existing(url: str, database: str) -> None:
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    if _is_memory(database):
+        raise StoreError(
+            f"store url {shown} is an in-memory store: it starts empty in every process, so "
+            "there is nothing to read. Name the DuckDB file the spans were loaded into, "
+            f"{DUCKDB_URL_FORMS}"
+        )
+    path = Path(database)
+    if not path.exists():
+        raise StoreError(
+            f"no store at {path.absolute()} (store url {shown}): nothing was stored there, "
+            "and this command only reads, so it does not create one. Check the URL, "
+            f"{DUCKDB_URL_FORMS}, or fill the store first: `llmvigil ingest` loads the spans "
+            "your apps spooled, `llmvigil demo` records simulated ones"
+        )
+
+
+def _prepare_folder(path: Path) -> None:
+    if path.is_dir():
+        raise StoreError(
+            f"{path} is a folder; a DuckDB store is a file: name one inside it, for example "
+            f"duckdb:///{path / 'llmvigil.duckdb'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot make the folder {path.parent} for the store {path}: "
+            f"{exc.strerror or exc}; choose a path in a folder you can write"
+        ) from None
+
+
+class Store:
+    """A migrated database holding llmvigil's tables. Build with :func:`open_store`.
+
+    ``create=False`` opens only a store that exists: a read command given a DuckDB path
+    where nothing was ever stored gets a :class:`StoreError` naming the path, rather
+    than a new empty file and "no spans". PostgreSQL databases are opened (and migrated)
+    either way.
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
         self._duck = None
         self._write_lock = threading.Lock()
+        #: The DuckDB file (``~`` expanded) or ``:memory:``; None on PostgreSQL.
+        self.database: str | None = None
         if url.startswith("duckdb"):
-            self.engine = self._open_duckdb(url)
+            self.database = duckdb_database(url)
+            if not create:
+                _require_existing(url, self.database)
+            self.engine = self._open_duckdb(self.database)
         elif url.startswith("postgresql"):
             self.engine = self._open_postgres(url)
         else:
             raise StoreError(
-                f"store url {url!r} names no known backend; use duckdb:///path/file.duckdb "
+                f"store url {url!r} names no known backend; use {DUCKDB_URL_FORMS} "
                 "or postgresql+psycopg://user:password@host:5432/database"
             )
         self.backend = self.engine.dialect.name if self._duck is None else "duckdb"
@@ -169,17 +292,21 @@ class Store:
             raise StoreError(f"could not prepare the store at {self.display_url}: {exc}") from exc
 
     @property
+    def in_memory(self) -> bool:
+        """True for ``duckdb:///:memory:``: everything stored is gone when the process ends."""
+        return self.database is not None and _is_memory(self.database)
+
+    @property
     def display_url(self) -> str:
         """The URL with any password hidden, for messages and logs."""
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
-    def _open_duckdb(self, url: str) -> sa.Engine:
+    def _open_duckdb(self, database: str) -> sa.Engine:
         import duckdb
         from duckdb_engine import ConnectionWrapper
 
-        database = sa.engine.make_url(url).database or ":memory:"
-        if database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if not _is_memory(database):
+            _prepare_folder(Path(database))
         try:
             self._duck = duckdb.connect(database)
         except duckdb.IOException as exc:
@@ -672,10 +799,13 @@ class Store:
             raise StoreError(f"query failed on {self.display_url}: {exc}") from exc
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open the store at ``url``, or the one in ``llmvigil.toml`` / ``LLMVIGIL_STORE_URL``."""
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open the store at ``url``, or the one in ``llmvigil.toml`` / ``LLMVIGIL_STORE_URL``.
+
+    ``create=False`` refuses a DuckDB file that does not exist (see :class:`Store`).
+    """
     if url is None:
         from llmvigil.config import load_settings
 
         url = load_settings().store.url
-    return Store(url)
+    return Store(url, create=create)
