@@ -103,7 +103,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     for bad in report.bad:
         errors.print(f"set aside unreadable segment {bad}", style="red")
-    return 1 if report.bad else 0
+    if report.bad_rows:
+        errors.print(
+            f"{report.bad_rows} spans set aside: the store refused them (each with its reason "
+            f"in the llmvigil_reason column) in {', '.join(report.bad_row_files)}",
+            style="red",
+        )
+    return 1 if report.bad or report.bad_rows else 0
 
 
 # -- metrics ------------------------------------------------------------------------------

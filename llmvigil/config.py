@@ -21,11 +21,19 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
-from llmvigil.errors import ConfigError
+from llmvigil.errors import ConfigError, StoreError
+from llmvigil.storage.store import duckdb_database
 
 CONFIG_FILE = "llmvigil.toml"
 ENV_PREFIX = "LLMVIGIL_"
@@ -33,8 +41,21 @@ ENV_PREFIX = "LLMVIGIL_"
 _ENV_NOT_SETTINGS = ("LLMVIGIL_CONFIG", "LLMVIGIL_TEST_")
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty; give a value, or remove the key to use its default")
+    return value
+
+
+#: A string setting that must say something (an empty spool_dir would spool into ".").
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # No float setting may be inf or NaN: a wait of inf seconds kills the thread that waits.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class StoreSettings(_Section):
@@ -48,7 +69,15 @@ class StoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not value.startswith(("duckdb://", "postgresql")):
+        if value.startswith("duckdb"):
+            # The same check the Store makes, so a bad URL fails here, at load, and not
+            # later as a store that silently keeps everything in memory.
+            try:
+                duckdb_database(value)
+            except StoreError as exc:
+                raise ValueError(str(exc)) from None
+            return value
+        if not value.startswith("postgresql"):
             raise ValueError(
                 "must start with duckdb:/// (a file) or postgresql+psycopg:// (a server)"
             )
@@ -58,17 +87,20 @@ class StoreSettings(_Section):
 class CollectorSettings(_Section):
     """``[collector]``: how the decorator buffers and where batches go."""
 
-    app: str = "default"
-    environment: str = "production"
+    app: Text = "default"
+    environment: Text = "production"
     sink: Literal["spool", "direct"] = "spool"
-    spool_dir: str = ".llmvigil/spool"
-    queue_size: int = Field(100_000, gt=0)
-    batch_size: int = Field(2_000, gt=0)
-    flush_interval_s: float = Field(1.0, gt=0)
-    max_block_ms: float = Field(0.0, ge=0)
-    max_text_bytes: int = Field(65_536, ge=256)
+    spool_dir: Text = ".llmvigil/spool"
+    # Upper bounds: what a process can hold, and waits a thread can make (an hour at most).
+    queue_size: int = Field(100_000, gt=0, le=10_000_000)
+    batch_size: int = Field(2_000, gt=0, le=1_000_000)
+    flush_interval_s: float = Field(1.0, gt=0, le=3600)
+    max_block_ms: float = Field(0.0, ge=0, le=60_000)
+    exit_timeout_s: float = Field(5.0, gt=0, le=600)
+    max_text_bytes: int = Field(65_536, ge=256, le=64 * 1024 * 1024)
     redact_pii: bool = True
     redact_patterns: list[str] = Field(default_factory=list)
+    redact_ip: bool = True
     capture_input: bool = True
     capture_output: bool = True
 
@@ -90,8 +122,8 @@ class CollectorSettings(_Section):
 class Price(_Section):
     """``[prices."model-name"]``: USD per million tokens, overriding genai-prices for that model."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
+    input_per_mtok: float = Field(ge=0, le=1_000_000)
+    output_per_mtok: float = Field(ge=0, le=1_000_000)
 
 
 class EvaluatorSettings(_Section):
@@ -108,13 +140,13 @@ class EvaluatorSettings(_Section):
         ]
     )
     kinds: list[str] = Field(default_factory=lambda: ["llm", "chain", "agent"])
-    batch_size: int = Field(256, gt=0)
-    interval_s: float = Field(60.0, gt=0)
+    batch_size: int = Field(256, gt=0, le=100_000)
+    interval_s: float = Field(60.0, gt=0, le=86_400)
     sampling: dict[str, float] = Field(default_factory=dict)
-    detoxify_checkpoint: str | None = None
-    detoxify_model_type: str = "original"
+    detoxify_checkpoint: Text | None = None
+    detoxify_model_type: Text = "original"
     embeddings_backend: Literal["auto", "onnx", "torch"] = "auto"
-    cache_dir: str | None = None
+    cache_dir: Text | None = None
 
     @field_validator("sampling")
     @classmethod
@@ -128,11 +160,11 @@ class EvaluatorSettings(_Section):
 class JudgeSettings(_Section):
     """``[judge]``: an OpenAI-compatible endpoint for ragas; the key comes from the environment."""
 
-    base_url: str
-    model: str
-    embedding_model: str = "text-embedding-3-small"
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = Field(60.0, gt=0)
+    base_url: Text
+    model: Text
+    embedding_model: Text = "text-embedding-3-small"
+    api_key_env: Text = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0, le=3600)
 
 
 class Settings(_Section):
@@ -151,25 +183,39 @@ class Settings(_Section):
 def find_config_file(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Path | None:
-    """The config file to load: ``path``, else ``$LLMVIGIL_CONFIG``, else ``./llmvigil.toml``."""
+    """The config file to load: ``path``, else ``$LLMVIGIL_CONFIG``, else ``./llmvigil.toml``.
+
+    Raises :class:`ConfigError` when the file named does not exist, or is a folder.
+    """
     environ = os.environ if environ is None else environ
     if path is not None:
-        chosen = Path(path)
-        if not chosen.is_file():
+        if not str(path).strip():
             raise ConfigError(
-                f"config file {chosen} does not exist; run `llmvigil init` to write one"
+                "the config path is empty; name a settings file (llmvigil.toml), or leave "
+                "--config out to use ./llmvigil.toml"
             )
-        return chosen
+        return _config_file(Path(path), f"config file {path}", "run `llmvigil init` to write one")
     env = environ.get("LLMVIGIL_CONFIG")
     if env:
-        chosen = Path(env)
-        if not chosen.is_file():
-            raise ConfigError(
-                f"LLMVIGIL_CONFIG points to {chosen}, which does not exist; fix or unset it"
-            )
-        return chosen
+        return _config_file(Path(env), f"LLMVIGIL_CONFIG points to {env}, which", "fix or unset it")
     local = Path.cwd() / CONFIG_FILE
-    return local if local.is_file() else None
+    if local.is_dir():
+        raise ConfigError(
+            f"{local} is a folder, not a settings file; remove or rename it, or name the "
+            "file to read with --config or LLMVIGIL_CONFIG"
+        )
+    return local if local.exists() else None
+
+
+def _config_file(chosen: Path, subject: str, fix: str) -> Path:
+    if chosen.is_dir():
+        raise ConfigError(
+            f"{subject} is a folder; a settings file is wanted, for example "
+            f"{chosen / CONFIG_FILE}: {fix}"
+        )
+    if not chosen.exists():
+        raise ConfigError(f"{subject} does not exist; {fix}")
+    return chosen
 
 
 def load_settings(
@@ -186,6 +232,8 @@ def load_settings(
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the settings file {file}: {exc.strerror}") from None
     _apply_environment(data, environ)
     try:
         settings = Settings.model_validate(data)
@@ -252,7 +300,8 @@ STARTER_TOML = """\
 # for example LLMVIGIL_STORE_URL or LLMVIGIL_COLLECTOR_SINK.
 
 [store]
-# One embedded DuckDB file (default), or a PostgreSQL server by URL:
+# One embedded DuckDB file (default; duckdb:///relative/path.duckdb with three slashes,
+# duckdb:////absolute/path.duckdb with four), or a PostgreSQL server by URL:
 #   url = "postgresql+psycopg://llmvigil:secret@db.internal:5432/llmvigil"
 url = "duckdb:///llmvigil.duckdb"
 
@@ -268,9 +317,13 @@ queue_size = 100000          # spans held in memory; past this the oldest are dr
 batch_size = 2000            # spans per write
 flush_interval_s = 1.0       # the flush thread writes at least this often
 max_block_ms = 0             # how long a call may wait for room when the queue is full (0: never)
+exit_timeout_s = 5.0         # at exit, what is not processed by then is spooled raw, never lost
 max_text_bytes = 65536       # longer prompts and responses are cut and flagged `truncated`
-redact_pii = true            # e-mail addresses, phone numbers and card numbers become [EMAIL] etc.
+# redact_pii: e-mail addresses, phone numbers, cards, IBANs, SSNs, API keys, tokens and
+# passwords become [EMAIL], [PHONE], [CARD], [IBAN], [SSN], [SECRET], [PASSWORD]
+redact_pii = true
 redact_patterns = []         # more regular expressions to redact, e.g. ["ACCT-[0-9]{8}"]
+redact_ip = true             # with redact_pii: IP addresses (v4 and v6) become [IP]
 capture_input = true
 capture_output = true
 

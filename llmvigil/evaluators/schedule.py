@@ -7,6 +7,8 @@ coalesced into one, and a failing run logged without stopping the schedule.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -40,10 +42,28 @@ def add_interval_job(
 
 
 def run_every(job: Callable[[], object], interval_s: float, job_id: str) -> None:
-    """Run ``job`` now and every ``interval_s`` seconds until interrupted (Ctrl-C, SIGTERM)."""
+    """Run ``job`` now and every ``interval_s`` seconds until interrupted (Ctrl-C, SIGTERM).
+
+    Ctrl-C and SIGTERM stop the scheduler from a signal handler rather than as a
+    KeyboardInterrupt: APScheduler catches ``BaseException`` while it submits a
+    run, so an interrupt landing there was logged and the loop went on for ever.
+    """
     scheduler = BlockingScheduler(timezone=UTC)
     add_interval_job(scheduler, job, interval_s, job_id)
+
+    def stop(signum: int, frame: object) -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    previous = {}
+    in_main = threading.current_thread() is threading.main_thread()
+    for signum in (signal.SIGINT, signal.SIGTERM) if in_main else ():
+        previous[signum] = signal.signal(signum, stop)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

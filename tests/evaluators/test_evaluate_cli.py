@@ -65,6 +65,23 @@ def test_watch_ingests_and_scores_new_spans_on_a_schedule(tmp_path) -> None:
         assert len(store.evaluations(evaluator="brevity")) == 27
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_watch_stops_cleanly_on_every_interrupt_however_often_it_runs(tmp_path, signum) -> None:
+    # A run every 50 ms: the interrupt lands while the scheduler submits a run as often as
+    # between runs (APScheduler swallows a KeyboardInterrupt raised there).
+    watch = cli(
+        "evaluate", "--watch", "--interval", "0.05", "--evaluators", "brevity", cwd=tmp_path
+    )
+    try:
+        assert "every" in watch.stdout.readline()
+        time.sleep(1.5)
+        watch.send_signal(signum)
+        assert watch.wait(timeout=30) == 0
+    finally:
+        watch.kill()
+
+
 def test_dataset_mode_writes_scores_and_prints_label_metrics(tmp_path) -> None:
     lines = (DATASETS / "eval_dev.jsonl").read_text().splitlines()
     brevity = [line for line in lines if '"brevity"' in line]

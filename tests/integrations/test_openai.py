@@ -113,7 +113,6 @@ def test_a_chat_loop_records_each_turn_as_it_was_sent(client, spans_store):
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
 
 
-
 def test_sync_call_records_model_prompt_answer_usage_and_cost(client, chat, spans_store):
     reply = client.chat.completions.create(
         model=MODEL,
