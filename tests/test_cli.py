@@ -18,15 +18,18 @@ from tests.storage.spans_factory import make_span
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``llmvigil *args`` as a real process in ``cwd``."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "llmvigil.cli", *args],
         cwd=cwd,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 

@@ -4,9 +4,7 @@ never a silent wrong result (an empty store, nothing scored, a value quietly ign
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,22 +16,7 @@ from llmvigil.collector.spool import write_segment
 from llmvigil.collector.tracer import KINDS
 from llmvigil.storage import Store
 from tests.storage.spans_factory import make_span
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "llmvigil.cli", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.test_cli import run
 
 
 def refused(result: subprocess.CompletedProcess) -> str:

@@ -527,13 +527,14 @@ class Pipeline:
         )
         self.failures = 0
 
-    def rows(self, records: Sequence[tuple]) -> list[Row]:
-        """One row per record; a record that cannot be read becomes a minimal row, never lost."""
+    def rows(self, records: Sequence[tuple], steps: Sequence[Step] | None = None) -> list[Row]:
+        """One row per record, through ``steps`` (default: the pipeline's); a record that
+        cannot be read becomes a minimal row, never lost."""
         rows = []
         for record in records:
             try:
                 row = build_row(record, self.settings)
-                for step in self.steps:
+                for step in self.steps if steps is None else steps:
                     step(row, self)
             except Exception as exc:
                 self.failures += 1
@@ -604,13 +605,7 @@ class Pipeline:
         first) are not, so a raw segment carries what the store's owner needs
         to run them later (:func:`finish_raw`).
         """
-        rows = []
-        for record in records:
-            try:
-                row = build_row(record, self.settings)
-            except Exception as exc:
-                row = fallback_row(record, exc)
-            rows.append(row)
+        rows = self.rows(records, steps=())
         recipe = {
             "collector": self.settings.model_dump(mode="json"),
             "prices": self.prices.overrides(),

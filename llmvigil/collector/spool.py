@@ -17,8 +17,10 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,19 +44,8 @@ def write_segment(folder: str | os.PathLike[str], table: pa.Table) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"spans-{time.time_ns():020d}-{os.getpid()}-{next(_sequence):08d}.parquet"
-    temporary = folder / f"{TEMP_PREFIX}{name}"
     final = folder / name
-    try:
-        with open(temporary, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        # A full disk or a kill mid-write: never leave a partial file behind for each retry.
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    _write_atomically(final, lambda handle: pq.write_table(table, handle, compression="zstd"))
     _fsync_folder(folder)
     return final
 
@@ -195,11 +186,9 @@ def _set_rows_aside(folder: Path, path: Path, refused: pa.Table, report: IngestR
     bad = folder / BAD_FOLDER
     bad.mkdir(exist_ok=True)
     target = bad / f"{path.stem}.rows.parquet"
-    sink = pa.BufferOutputStream()
-    pq.write_table(refused, sink, compression="zstd")
     # Written before the segment is deleted: a crash between the two leaves the segment,
     # whose good rows are then skipped as already stored and whose bad rows are set aside again.
-    _write_atomically(target, sink.getvalue().to_pybytes())
+    _write_atomically(target, lambda handle: pq.write_table(refused, handle, compression="zstd"))
     report.bad_rows += refused.num_rows
     report.bad_row_files.append(str(target))
     reasons = Counter(_kind_of(r) for r in refused.column(REASON_COLUMN).to_pylist())
@@ -218,15 +207,17 @@ def _kind_of(reason: str) -> str:
     return reason.split(" (", 1)[0]
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def _write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write`` into a temporary file beside ``target``, fsync it, rename it to ``target``."""
     temporary = target.with_name(f"{TEMP_PREFIX}{target.name}")
     try:
         with open(temporary, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException:
+        # A full disk or a kill mid-write: never leave a partial file behind for each retry.
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise

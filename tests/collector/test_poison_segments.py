@@ -5,7 +5,6 @@ down stops the run and keeps every segment for the next one.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -19,28 +18,7 @@ from llmvigil.collector.spool import BAD_FOLDER, ingest_spool, segments, write_s
 from llmvigil.errors import StoreError
 from llmvigil.storage import Store
 from llmvigil.storage.bulk import REASON_COLUMN
-from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
-from tests.storage.spans_factory import make_span
-
-BATCH_SCHEMA = SPAN_ARROW_SCHEMA.remove(SPAN_ARROW_SCHEMA.get_field_index("ingested_at"))
-
-
-def segment_table(rows: list[dict]) -> pa.Table:
-    """Rows as a segment holds them: JSON columns as text."""
-    encoded = [
-        {k: json.dumps(v) if k in SPAN_JSON_COLUMNS and not isinstance(v, str) else v
-         for k, v in row.items()}
-        for row in rows
-    ]  # fmt: skip
-    return pa.Table.from_pylist(encoded, schema=BATCH_SCHEMA)
-
-
-def with_raw_bytes(table: pa.Table, column: str, row: int, raw: bytes) -> pa.Table:
-    values = [v.encode() if v is not None else None for v in table.column(column).to_pylist()]
-    values[row] = raw
-    binary = pa.array(values, pa.binary())
-    as_string = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers())
-    return table.set_column(table.schema.get_field_index(column), column, as_string)
+from tests.storage.spans_factory import make_span, segment_table, with_raw_bytes
 
 
 def poisoned_spool(spool: Path) -> tuple[set[str], set[str]]:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+
+import pyarrow as pa
+
+from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
+
+#: The Arrow schema of a batch as the collector writes it (the store stamps ``ingested_at``).
+BATCH_SCHEMA = SPAN_ARROW_SCHEMA.remove(SPAN_ARROW_SCHEMA.get_field_index("ingested_at"))
 
 BASE = datetime(2026, 11, 24, 9, 0, 0)
 
@@ -49,3 +57,22 @@ def make_span(i: int = 0, **overrides: Any) -> dict[str, Any]:
     }
     row.update(overrides)
     return row
+
+
+def segment_table(rows: list[dict]) -> pa.Table:
+    """Rows as a segment holds them: JSON columns as text."""
+    encoded = [
+        {k: json.dumps(v) if k in SPAN_JSON_COLUMNS and not isinstance(v, str) else v
+         for k, v in row.items()}
+        for row in rows
+    ]  # fmt: skip
+    return pa.Table.from_pylist(encoded, schema=BATCH_SCHEMA)
+
+
+def with_raw_bytes(table: pa.Table, column: str, row: int, raw: bytes) -> pa.Table:
+    """``table`` with the bytes of one string value replaced by ``raw`` (maybe not UTF-8)."""
+    values = [v.encode() if v is not None else None for v in table.column(column).to_pylist()]
+    values[row] = raw
+    binary = pa.array(values, pa.binary())
+    as_string = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers())
+    return table.set_column(table.schema.get_field_index(column), column, as_string)

@@ -7,7 +7,6 @@ returns the refused rows with the reason.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import pyarrow as pa
@@ -16,30 +15,7 @@ import pytest
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.storage import Store
 from llmvigil.storage.bulk import REASON_COLUMN
-from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
-from tests.storage.spans_factory import make_span
-
-BATCH_SCHEMA = SPAN_ARROW_SCHEMA.remove(SPAN_ARROW_SCHEMA.get_field_index("ingested_at"))
-
-
-def batch(rows: list[dict]) -> pa.Table:
-    """Rows as a segment holds them: JSON columns as text."""
-    encoded = [
-        {k: json.dumps(v) if k in SPAN_JSON_COLUMNS and not isinstance(v, str) else v
-         for k, v in row.items()}
-        for row in rows
-    ]  # fmt: skip
-    return pa.Table.from_pylist(encoded, schema=BATCH_SCHEMA)
-
-
-def with_raw_bytes(table: pa.Table, column: str, row: int, raw: bytes) -> pa.Table:
-    """``table`` with the bytes of one string value replaced by ``raw`` (maybe not UTF-8)."""
-    values = [v.encode() if v is not None else None for v in table.column(column).to_pylist()]
-    values[row] = raw
-    binary = pa.array(values, pa.binary())
-    as_string = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers())
-    return table.set_column(table.schema.get_field_index(column), column, as_string)
-
+from tests.storage.spans_factory import BATCH_SCHEMA, make_span, segment_table, with_raw_bytes
 
 UNFIT = {
     "nul in user_id": ({"user_id": "u\x00"}, "user_id holds a NUL"),
@@ -61,7 +37,7 @@ def test_a_row_either_engine_refuses_is_set_apart_and_the_others_stored(
     change, reason = UNFIT[case]
     rows = [make_span(i) for i in range(10)]
     rows[4] = make_span(4, **change)
-    inserted, refused = store.append_valid_spans(batch(rows))
+    inserted, refused = store.append_valid_spans(segment_table(rows))
     assert inserted == 9
     stored = {r["span_id"] for r in store.spans(limit=None)}
     assert stored == {r["span_id"] for i, r in enumerate(rows) if i != 4}
@@ -79,7 +55,7 @@ def test_append_spans_refuses_a_batch_with_an_unfit_row_naming_it(store: Store, 
     rows = [make_span(i) for i in range(3)]
     rows[1] = make_span(1, **change)
     with pytest.raises(IngestError, match="unfit for the store") as caught:
-        store.append_spans(batch(rows))
+        store.append_spans(segment_table(rows))
     assert reason in str(caught.value) and rows[1]["span_id"] in str(caught.value)
     assert store.count_spans() == 0
 
@@ -87,7 +63,7 @@ def test_append_spans_refuses_a_batch_with_an_unfit_row_naming_it(store: Store, 
 @pytest.mark.parametrize("column", ["output_text", "user_id", "trace_id", "metadata", "tags"])
 def test_invalid_utf8_in_a_string_column_refuses_that_row_only(store: Store, column: str) -> None:
     rows = [make_span(i) for i in range(6)]
-    table = with_raw_bytes(batch(rows), column, 2, b'["caf\xe9 \xff"]')
+    table = with_raw_bytes(segment_table(rows), column, 2, b'["caf\xe9 \xff"]')
     inserted, refused = store.append_valid_spans(table)
     assert inserted == 5 and store.count_spans() == 5
     assert refused.column(REASON_COLUMN).to_pylist() == [f"{column} is not valid UTF-8"]
@@ -96,11 +72,13 @@ def test_invalid_utf8_in_a_string_column_refuses_that_row_only(store: Store, col
 
 def test_invalid_utf8_is_named_in_append_spans_error(store: Store) -> None:
     with pytest.raises(IngestError, match="output_text is not valid UTF-8"):
-        store.append_spans(with_raw_bytes(batch([make_span(9)]), "output_text", 0, b"\xc3"))
+        store.append_spans(with_raw_bytes(segment_table([make_span(9)]), "output_text", 0, b"\xc3"))
 
 
 def test_a_value_of_another_type_refuses_its_row_not_the_batch(store: Store) -> None:
-    given = {c: batch([make_span(i) for i in range(4)]).column(c) for c in BATCH_SCHEMA.names}
+    given = {
+        c: segment_table([make_span(i) for i in range(4)]).column(c) for c in BATCH_SCHEMA.names
+    }
     given["latency_ms"] = pa.array(["12.5", "fast", "30", "7"])  # text another writer left
     inserted, refused = store.append_valid_spans(pa.table(given))
     assert inserted == 3
@@ -121,7 +99,7 @@ def test_dicts_with_one_bad_value_name_its_row(store: Store) -> None:
 
 def test_many_bad_rows_are_found_in_one_pass(store: Store) -> None:
     rows = [make_span(i, metadata="{oops" if i % 3 == 0 else '{"ok": 1}') for i in range(300)]
-    inserted, refused = store.append_valid_spans(batch(rows))
+    inserted, refused = store.append_valid_spans(segment_table(rows))
     assert inserted == 200 and refused.num_rows == 100
     assert set(refused.column(REASON_COLUMN).to_pylist()) == {
         "metadata is not valid JSON (Expecting property name enclosed in double quotes: "
@@ -131,9 +109,9 @@ def test_many_bad_rows_are_found_in_one_pass(store: Store) -> None:
 
 def test_good_batches_take_the_fast_path_unchanged(store: Store) -> None:
     rows = [make_span(i, input_text="ünïcode ✓ \U0001f600") for i in range(50)]
-    inserted, refused = store.append_valid_spans(batch(rows))
+    inserted, refused = store.append_valid_spans(segment_table(rows))
     assert inserted == 50 and refused.num_rows == 0
-    assert store.append_valid_spans(batch(rows))[0] == 0  # idempotent
+    assert store.append_valid_spans(segment_table(rows))[0] == 0  # idempotent
     assert store.spans(limit=1)[0]["input_text"] == "ünïcode ✓ \U0001f600"
 
 
@@ -141,12 +119,12 @@ def test_a_store_that_fails_raises_store_error_not_bad_rows(tmp_path) -> None:
     store = Store(f"duckdb:///{tmp_path / 's.duckdb'}")
     store._duck.execute("DROP TABLE spans")  # the store is broken, not the rows
     with pytest.raises(StoreError, match="could not append spans"):
-        store.append_valid_spans(batch([make_span(0)]))
+        store.append_valid_spans(segment_table([make_span(0)]))
     store.close()
 
 
 def test_a_whole_batch_problem_is_still_an_ingest_error(store: Store) -> None:
-    table = batch([make_span(0)])
+    table = segment_table([make_span(0)])
     with pytest.raises(IngestError, match="unknown columns"):
         store.append_valid_spans(table.append_column("surprise", pa.array([1])))
     with pytest.raises(IngestError, match="latency_ms"):
@@ -155,7 +133,7 @@ def test_a_whole_batch_problem_is_still_an_ingest_error(store: Store) -> None:
 
 def test_an_old_time_the_engine_refuses_is_isolated_by_bisection(store: Store) -> None:
     rows = [make_span(i) for i in range(16)]
-    table = batch(rows)
+    table = segment_table(rows)
     # Year 1 is fine for Arrow and DuckDB; PostgreSQL and Python's datetime stop earlier or
     # later: a value only the engine finds. Build a start time before year 1.
     start = table.column("start_time").cast(pa.int64()).to_pylist()
