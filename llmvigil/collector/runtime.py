@@ -56,6 +56,7 @@ class _State:
         self.spool: Any = None
         self.pending: deque[Any] = deque()
         self.write_failures = 0
+        self.failures_in_a_row = 0
         self.last_error: str | None = None
         self.last_error_logged = 0.0
         self.next_retry = 0.0
@@ -119,10 +120,11 @@ def _write_pending(state: _State) -> None:
             state.sink.write(table)
         except Exception as exc:
             state.write_failures += 1
+            state.failures_in_a_row += 1
             state.last_error = f"{type(exc).__name__}: {exc}"
             # Back off (up to 30 s) while the sink fails: a full disk is not retried 4 times a
             # second, and each batch still joins the queue of pending ones.
-            backoff = min(30.0, 0.5 * 2 ** min(state.write_failures, 6))
+            backoff = min(30.0, 0.5 * 2 ** min(state.failures_in_a_row, 6))
             state.next_retry = time.monotonic() + backoff
             if time.monotonic() - state.last_error_logged > 10:
                 log.error(
@@ -135,7 +137,7 @@ def _write_pending(state: _State) -> None:
             _bound_pending(state)
             return
         state.pending.popleft()
-        state.write_failures = 0
+        state.failures_in_a_row = 0
         state.next_retry = 0.0
 
 
@@ -240,7 +242,7 @@ def shutdown(timeout: float = 10.0) -> bool:
     done = BUFFER.stop(timeout)
     locked = _lock.acquire(timeout=max(0.1, timeout))
     try:
-        unsent = _spool_pending(_state)
+        unsent = _spool_pending(_state, retry_sink=locked)
         if unsent:
             BUFFER.count_dropped(unsent)
             log.error(
@@ -260,9 +262,10 @@ def shutdown(timeout: float = 10.0) -> bool:
     return done
 
 
-def _spool_pending(state: _State) -> int:
-    """Give the batches a failing sink holds one last try, then the spool; return rows lost."""
-    if state.pending and state.sink is not None:
+def _spool_pending(state: _State, retry_sink: bool) -> int:
+    """Give the batches a failing sink holds one last try (unless the sink hangs the flush
+    thread: ``retry_sink`` False), then the spool; return rows lost."""
+    if retry_sink and state.pending and state.sink is not None:
         with contextlib.suppress(Exception):
             _write_pending(state)
     lost = 0
@@ -304,7 +307,7 @@ _warmed = threading.Event()
 def _warm_up() -> None:
     """Import what the flush thread needs and load the price data, before the first batch.
 
-    Started in the background when the collector is imported, and run again
+    Started in the background when ``llmvigil`` is imported, and run again
     (a no-op by then) first thing on the flush thread. Done later, on the
     first batch, these imports wait for the GIL at every file they stat, and a
     caller in a tight loop holds it: seconds with nothing written while the

@@ -95,10 +95,10 @@ def test_a_batch_the_pipeline_cannot_process_is_spilled_not_counted_as_written(
 ) -> None:
     from llmvigil.collector import pipeline
 
-    def broken(self, records):
+    def broken(self, records, late):
         raise RuntimeError("a bug in a step")
 
-    monkeypatch.setattr(pipeline.Pipeline, "rows", broken)
+    monkeypatch.setattr(pipeline.Pipeline, "rows_until", broken)
     spool = tmp_path / "spool"
     llmvigil.configure(sink="spool", spool_dir=str(spool))
     before = llmvigil.stats()
