@@ -362,3 +362,13 @@ def prompt_from_arguments(arguments: Mapping[str, Any]) -> Any:
     if len(arguments) == 1:
         return next(iter(arguments.values()))
     return dict(arguments) if arguments else None
+
+
+def problem_text(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception, short and clean; never raises (a ``__str__`` that
+    fails gives the type alone)."""
+    name = type(exc).__name__
+    try:
+        return clean_text(f"{name}: {exc}"[:500])
+    except Exception:
+        return name
