@@ -353,7 +353,7 @@ def redact(row: Row, pipeline: Pipeline) -> None:
         _strings_in(metadata, texts, labels)
     texts, labels = list(dict.fromkeys(texts)), list(dict.fromkeys(labels))
     text = dict(zip(texts, redactor.many(texts), strict=True))
-    label = dict(zip(labels, redactor.many(labels, pseudonyms=True), strict=True))
+    label = dict(zip(labels, redactor.many(labels, pseudonyms=True), strict=True)) if labels else {}
     for field in fields:
         row[field] = text[row[field]]
     if row.get("context"):
