@@ -69,22 +69,58 @@ _lock = threading.RLock()
 # forked mid-import would inherit a half-initialised module (genai-prices) for its whole life.
 _import_lock = threading.Lock()
 
-# Sink I/O happens only on the flush thread (or at shutdown, once it has stopped), so a hung
-# store can hold up only that thread: never a caller, never stats().
+# Sink I/O happens only on the flush thread's writer (or at shutdown, once it has stopped),
+# so a hung store can hold up only the flush thread: never a caller, never stats().
+#
+# One write is in flight beside the flush thread: a batch's segment is compressed and written
+# (native code, without the GIL) while the flush thread builds the next batch, and the flush
+# thread waits for it before it touches the pending batches again. Writes stay in order, and
+# a drain ends (flush() returns) only once the last one finished.
+_in_flight: threading.Thread | None = None
 
 
 def _process(records: list[tuple]) -> None:
     with _lock:
         state = _ensure_configured()
         rows, late = state.pipeline.rows_until(records, BUFFER.past_processing_time)
-        if rows:
-            state.pending.append(state.pipeline.table(rows))
+        table = state.pipeline.table(rows) if rows else None
+        _finish_write()
+        if table is not None:
+            state.pending.append(table)
         if len(state.pending) == 1 or time.monotonic() >= state.next_retry:
-            _write_pending(state)
+            _start_write(state)
         else:
             _bound_pending(state)
     if late:
         _spill(list(late))
+
+
+def _start_write(state: _State) -> None:
+    global _in_flight
+    if not state.pending:
+        return
+    writer = threading.Thread(
+        target=_write_pending, args=(state,), name="llmvigil-write", daemon=True
+    )
+    try:
+        writer.start()
+    except RuntimeError:  # interpreter shutting down: no new threads, write here
+        _write_pending(state)
+        return
+    _in_flight = writer
+
+
+def _finish_write(timeout: float | None = None) -> bool:
+    """Wait for the write in flight; False if it is still running after ``timeout``."""
+    global _in_flight
+    writer = _in_flight
+    if writer is None:
+        return True
+    writer.join(timeout)
+    if writer.is_alive():
+        return False
+    _in_flight = None
+    return True
 
 
 def _spill(records: list[tuple]) -> None:
@@ -107,6 +143,7 @@ def _spill(records: list[tuple]) -> None:
 
 def _retry_pending() -> None:
     with _lock:
+        _finish_write()
         due = _state.retry_now or time.monotonic() >= _state.next_retry
         if _state.pending and _state.sink is not None and due:
             _state.retry_now = False
@@ -136,7 +173,8 @@ def _write_pending(state: _State) -> None:
                 state.last_error_logged = time.monotonic()
             _bound_pending(state)
             return
-        state.pending.popleft()
+        if state.pending and state.pending[0] is table:  # shutdown may have spooled it
+            state.pending.popleft()
         state.failures_in_a_row = 0
         state.next_retry = 0.0
 
@@ -265,12 +303,14 @@ def shutdown(timeout: float = 10.0) -> bool:
 def _spool_pending(state: _State, retry_sink: bool) -> int:
     """Give the batches a failing sink holds one last try (unless the sink hangs the flush
     thread: ``retry_sink`` False), then the spool; return rows lost."""
+    retry_sink = _finish_write(timeout=1.0) and retry_sink
     if retry_sink and state.pending and state.sink is not None:
         with contextlib.suppress(Exception):
             _write_pending(state)
     lost = 0
-    while state.pending:
-        table = state.pending.popleft()
+    tables = list(state.pending)
+    state.pending.clear()
+    for table in tables:
         try:
             if state.spool is None or state.spool is state.sink:
                 raise OSError("the spool is the sink that failed")
@@ -402,6 +442,9 @@ def _flushing_exit(status: int) -> None:
 def _before_fork() -> None:
     global _fork_holds_import
     _fork_holds_import = _import_lock.acquire(timeout=10.0)
+    # A segment being compressed holds native locks (allocator, codec) that a child would
+    # inherit held: the fork waits for the write in flight (a hung store: at most 2 s).
+    _finish_write(timeout=2.0)
 
 
 _fork_holds_import = False
@@ -413,10 +456,11 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _import_lock
+    global _lock, _import_lock, _in_flight
     # Locks held at the fork by threads the child does not have would stay held for ever.
     _lock = threading.RLock()
     _import_lock = threading.Lock()
+    _in_flight = None  # the parent's write, and the parent's to finish
     _state.pending.clear()  # the parent writes the batches it holds
     if _state.sink is not None:
         with contextlib.suppress(Exception):

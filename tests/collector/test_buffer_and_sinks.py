@@ -54,7 +54,9 @@ def test_slow_storage_never_blocks_the_app_past_the_bound(postgres_url) -> None:
         with locker.connect() as conn:
             conn.execute(sa.text("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE"))  # writes now hang
             dropped = llmvigil.stats()["dropped"]
-            for i in range(60):  # the flush thread takes one batch and hangs; the rest fill up
+            # One batch is written (and hangs), the flush thread builds the next and waits for
+            # that write; the rest fill the queue up.
+            for i in range(70):
                 work(i)
             waits = []
             for i in range(5):
