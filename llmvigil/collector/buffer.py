@@ -160,8 +160,8 @@ class Buffer:
             batch = self._take(self.batch_size)
             with self._room:
                 self._room.notify_all()
-            if not spilling and self._deadline is not None:
-                left = self._deadline - time.monotonic() - self._budget * SPILL_SHARE
+            left = None if spilling else self._processing_time_left()
+            if left is not None:
                 spilling = (len(queue) + len(batch)) * self._seconds_per_record > left
             if spilling:
                 self._spill(batch)
@@ -183,8 +183,15 @@ class Buffer:
     def past_processing_time(self) -> bool:
         """True once a stopping buffer must spill rather than process (the processor asks
         between chunks of a batch, so a batch in hand at the deadline does not hold the exit)."""
-        deadline, budget = self._deadline, self._budget
-        return deadline is not None and time.monotonic() > deadline - budget * SPILL_SHARE
+        left = self._processing_time_left()
+        return left is not None and left < 0
+
+    def _processing_time_left(self) -> float | None:
+        # A stop keeps SPILL_SHARE of its time for spilling what processing did not reach.
+        deadline = self._deadline
+        if deadline is None:
+            return None
+        return deadline - self._budget * SPILL_SHARE - time.monotonic()
 
     def _take(self, count: int) -> list[tuple]:
         batch: list[tuple] = []

@@ -78,6 +78,7 @@ class DirectSink:
         self.spooled = 0
         self._spooled_segments: list[Path] = []
         self._store_failed_at: float | None = None
+        self._open_error: Exception | None = None
 
     def write(self, table: pa.Table) -> None:
         store = self._usable_store()
@@ -107,8 +108,6 @@ class DirectSink:
                 self._store_failed_at = time.monotonic()
                 return None
         return self.store
-
-    _open_error: Exception | None = None
 
     def _spool(self, table: pa.Table, problem: Exception | None) -> None:
         if self.fallback is None:
