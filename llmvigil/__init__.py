@@ -41,8 +41,22 @@ __version__ = "0.1.0"
 # price data load in the background from here on, not under the app's first calls.
 _warm_up_in_background()
 
+#: Loaded on first use: drift needs numpy and Evidently, which an app that only records calls
+#: should not pay for at import.
+_LAZY = {"DriftReport": "llmvigil.evaluators.drift", "run_drift": "llmvigil.evaluators.drift"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'llmvigil' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
+    "DriftReport",
     "EvalItem",
     "Evaluator",
     "EvaluatorError",
@@ -61,6 +75,7 @@ __all__ = [
     "load_settings",
     "observe",
     "open_store",
+    "run_drift",
     "shutdown",
     "span",
     "stats",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from llmvigil.collector.tracer import KINDS
 from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
@@ -372,9 +373,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 ingest_spool(store, spool)
             evaluate_store(store, runner, progress=False)
 
-        console.print(f"evaluating every {interval:g} s; Ctrl-C stops")
+        from llmvigil.evaluators.drift import drift_job
+
+        drift_every = settings.drift.interval_s
+        console.print(
+            f"evaluating every {interval:g} s, drift every {drift_every:g} s; Ctrl-C stops"
+        )
         try:
-            run_every(tick, interval, "evaluate")
+            drift = (drift_job(store, settings.drift), drift_every, "drift")
+            run_every(tick, interval, "evaluate", [drift])
         finally:
             store.close()
         return 0
@@ -389,7 +396,163 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- drift --------------------------------------------------------------------------------
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    return None if text is None else parse_moment(text, option=option)
+
+
+def _drift_filters(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
+    kind = settings.drift.kind if args.kind is None else args.kind
+    return {
+        "app": args.app,
+        "model": args.model,
+        "environment": args.environment,
+        "prompt_version": args.prompt_version,
+        "kind": None if kind == "all" else kind,
+    }
+
+
+def _drift_json(row: dict) -> dict:
+    keys = ("feature", "method", "statistic", "p_value", "threshold", "drifted",
+            "reference_count", "current_count", "skipped", "details")  # fmt: skip
+    out = {k: row.get(k) for k in keys}
+    for bound in ("reference_start", "reference_end", "current_start", "current_end",
+                  "computed_at"):  # fmt: skip
+        if isinstance(row.get(bound), datetime):
+            out[bound] = row[bound].isoformat()
+    return out
+
+
+def print_drift(rows: Sequence[dict], title: str) -> None:
+    """The drift table, then the new topics of each drifted embedding."""
+    table = Table(title=title)
+    for column in ("feature", "method", "statistic", "threshold", "drifted", "ref n", "cur n"):
+        table.add_column(column, justify="left" if column in ("feature", "method") else "right")
+    table.add_column("what changed")
+    for r in rows:
+        verdict = "skipped" if r["skipped"] else "[bold red]yes[/]" if r["drifted"] else "no"
+        details = r["details"] or {}
+        said = details.get("reason") if r["skipped"] else details.get("summary", "")
+        table.add_row(
+            r["feature"], r["method"], _cell(r["statistic"]), _cell(r["threshold"]), verdict,
+            str(r["reference_count"]), str(r["current_count"]), Text(said or ""),
+        )  # fmt: skip
+    console.print(table)
+    for r in rows:
+        for topic in (r["details"] or {}).get("topics", []) if r["drifted"] else []:
+            console.print(
+                Text(f"{r['feature']}: {topic['label']} ({topic['share']:.0%} of the window)")
+            )
+            for example in topic["examples"]:
+                console.print(Text(f"    {example['span_id'][:12]}  {example['text']}"))
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from llmvigil.evaluators.drift import run_drift
+    from llmvigil.evaluators.drift.windows import describe
+
+    settings = _settings(args)
+    filters = _drift_filters(args, settings)
+    since, until = _moment(args.since, "--since"), _moment(args.until, "--until")
+    with _store(args, settings, create=False) as store:
+        report = run_drift(
+            store,
+            settings.drift,
+            since=since,
+            until=until,
+            reference_since=_moment(args.reference_since, "--reference-since"),
+            reference_until=_moment(args.reference_until, "--reference-until"),
+            **filters,
+        )
+    w = report.windows
+    if args.format == "json":
+        print(json.dumps([{**_drift_json(r), **w.as_dict()} for r in report.rows], indent=2))
+        return 0
+    share = "no feature tested" if report.share is None else f"{report.share:.0%} drifted"
+    print_drift(
+        report.rows,
+        f"Drift {w.current_start:%Y-%m-%d %H:%M}-{w.current_end:%H:%M} against "
+        f"{w.reference_start:%Y-%m-%d %H:%M}-{w.reference_end:%H:%M} "
+        f"({w.reference_source}; {describe(filters)}): {share}",
+    )
+    return 0
+
+
+def cmd_drift_baseline(args: argparse.Namespace) -> int:
+    from llmvigil.evaluators.drift.windows import describe
+
+    settings = _settings(args)
+    filters = _drift_filters(args, settings)
+    since, until = _window(args.since, args.until)
+    if since is None:
+        raise LlmvigilError("--since all has no start; give the baseline's first moment")
+    until = until or datetime.now(UTC).replace(tzinfo=None)
+    with _store(args, settings, create=False) as store:
+        store.pin_baseline(filters, since, until)
+    console.print(
+        Text(
+            f"drift for {describe(filters)} now compares with {since:%Y-%m-%dT%H:%M:%S} to "
+            f"{until:%Y-%m-%dT%H:%M:%S} UTC"
+        )
+    )
+    return 0
+
+
+def cmd_drift_history(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    since = None if args.since == "all" else parse_moment(args.since, option="--since")
+    with _store(args, settings, create=False) as store:
+        rows = store.drift_history(args.feature, since, limit=args.limit)
+    if args.format == "json":
+        print(json.dumps([_drift_json(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        errors.print("no drift results stored; run `llmvigil drift` first")
+        return 0
+    table = Table(title="Drift results, newest first")
+    for column in ("computed", "current window", "feature", "method", "statistic", "drifted"):
+        table.add_column(column)
+    table.add_column("what changed")
+    for r in rows:
+        details = r["details"] or {}
+        table.add_row(
+            f"{r['computed_at']:%Y-%m-%d %H:%M}",
+            f"{r['current_start']:%m-%d %H:%M}-{r['current_end']:%H:%M}",
+            r["feature"], r["method"], _cell(r["statistic"]),
+            "skipped" if r["skipped"] else "yes" if r["drifted"] else "no",
+            Text(details.get("reason") or details.get("summary") or ""),
+        )  # fmt: skip
+    console.print(table)
+    return 0
+
+
 # -- demo ---------------------------------------------------------------------------------
+
+
+def _demo_drift(store: Store, settings: Settings, result, with_embeddings: bool) -> None:
+    from llmvigil.evaluators.drift import run_drift
+
+    drift = settings.drift
+    if not with_embeddings:  # --no-evaluate: no model loads
+        chosen = [f for f in drift.features if not f.endswith("_embedding")]
+        drift = drift.model_copy(update={"features": chosen})
+    moment = lambda t: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)  # noqa: E731
+    report = run_drift(
+        store,
+        drift,
+        since=moment(result.incident_started),
+        until=moment(result.ended),
+        reference_since=moment(result.started),
+        reference_until=moment(result.incident_started),
+        app="support-assistant",
+    )
+    print_drift(
+        report.rows,
+        "Drift: the incident against the 48 minutes before it (llmvigil drift --since 12m "
+        "--reference-since 1h --reference-until 12m)",
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -418,6 +581,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             incident = datetime.fromtimestamp(result.incident_started, UTC).replace(tzinfo=None)
             print_summary(store.evaluation_summary(since, incident), "Scores before the incident")
             print_summary(store.evaluation_summary(incident), "Scores during the incident")
+        _demo_drift(store, settings, result, with_embeddings=not args.no_evaluate)
     console.print(
         "next: [bold]llmvigil metrics --grain 1m --since 1h[/bold] for the per-minute table"
     )
@@ -464,6 +628,17 @@ def _seconds(limit: float) -> Callable[[str], float]:
         return number
 
     return parse
+
+
+def _drift_filter_options(parser: argparse.ArgumentParser, store_help: str) -> None:
+    parser.add_argument("--app", type=_text)
+    parser.add_argument("--model", type=_text)
+    parser.add_argument("--environment", type=_text)
+    parser.add_argument("--prompt-version", type=_text)
+    parser.add_argument(
+        "--kind", choices=(*KINDS, "all"), help="span kind compared (default: [drift] kind, llm)"
+    )
+    parser.add_argument("--store", type=_text, help=store_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -534,6 +709,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=_text, help="with --dataset: write the scores here (JSONL)"
     )
     evaluate.set_defaults(run=cmd_evaluate)
+
+    drift = commands.add_parser(
+        "drift", help="compare the current window with a reference window, feature by feature"
+    )
+    _drift_filter_options(drift, store_help)
+    drift.add_argument(
+        "--since", type=_text, help="current window start (default: the last [drift] window)"
+    )
+    drift.add_argument("--until", type=_text, help="current window end (default: now)")
+    drift.add_argument("--reference-since", type=_text, help="reference window start")
+    drift.add_argument("--reference-until", type=_text, help="reference window end")
+    drift.add_argument("--format", choices=("table", "json"), default="table")
+    drift.set_defaults(run=cmd_drift)
+    drift_actions = drift.add_subparsers(dest="drift_action")
+    baseline = drift_actions.add_parser(
+        "baseline", help="pin the reference window later drift runs compare with"
+    )
+    _drift_filter_options(baseline, store_help)
+    baseline.add_argument("--since", type=_text, required=True, help="ISO time or span back (7d)")
+    baseline.add_argument("--until", type=_text, help="ISO time or span back (default: now)")
+    baseline.set_defaults(run=cmd_drift_baseline)
+    history = drift_actions.add_parser("history", help="list stored drift results")
+    history.add_argument("--feature", type=_text, help="one feature (latency_ms, score.relevance)")
+    history.add_argument("--since", default="all", help="computed since (default: all)")
+    history.add_argument("--limit", type=_whole(1_000_000), default=200)
+    history.add_argument("--format", choices=("table", "json"), default="table")
+    history.add_argument("--store", type=_text, help=store_help)
+    history.set_defaults(run=cmd_drift_history)
 
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
     demo.add_argument(

@@ -157,6 +157,95 @@ class EvaluatorSettings(_Section):
         return value
 
 
+#: Drift features by name (``score.<evaluator>`` are added for every evaluator with scores).
+DRIFT_FEATURES = (
+    "latency_ms",
+    "ttft_ms",
+    "input_length",
+    "output_length",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "error_rate",
+    "model",
+    "input_embedding",
+    "output_embedding",
+)
+
+
+def _duration(value: str) -> str:
+    from llmvigil.storage.metrics import parse_grain
+
+    try:
+        parse_grain(value)
+    except Exception as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _moment(value: str | None) -> str | None:
+    from llmvigil.storage.metrics import parse_moment
+
+    if value is not None:
+        try:
+            parse_moment(value, option="the time")
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class DriftSettings(_Section):
+    """``[drift]``: which windows drift compares, over which spans, with which tests."""
+
+    window: Annotated[str, AfterValidator(_duration)] = "1h"
+    interval_s: float = Field(300.0, gt=0, le=86_400)
+    reference_since: Annotated[str | None, AfterValidator(_moment)] = None
+    reference_until: Annotated[str | None, AfterValidator(_moment)] = None
+    kind: Text | None = "llm"
+    min_count: int = Field(30, ge=2, le=10_000_000)
+    features: list[str] = Field(default_factory=lambda: [*DRIFT_FEATURES, "score.*"])
+    methods: dict[str, str] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    p_value_threshold: float = Field(0.01, gt=0, lt=1)
+    embedding_sample: int = Field(2_000, ge=10, le=100_000)
+    vector_share: float = Field(0.25, ge=0, le=1)
+    max_topics: int = Field(5, ge=1, le=50)
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in DRIFT_FEATURES and not name.startswith("score."):
+                raise ValueError(
+                    f"{name!r} is not a drift feature; use {', '.join(DRIFT_FEATURES)}, "
+                    "score.<evaluator> or score.* (every evaluator)"
+                )
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: dict[str, str]) -> dict[str, str]:
+        from llmvigil.evaluators.drift.stats import check_method
+
+        for feature, method in value.items():
+            try:
+                check_method(feature, method)
+            except ConfigError as exc:
+                raise ValueError(str(exc).split(": ", 1)[-1]) from None
+        return value
+
+    @field_validator("reference_until")
+    @classmethod
+    def _reference_in_pairs(cls, value: str | None, info: Any) -> str | None:
+        since = info.data.get("reference_since")
+        if (since is None) != (value is None):
+            raise ValueError(
+                "reference_since and reference_until go together: set both for a fixed "
+                "baseline, or neither for the window just before the current one"
+            )
+        return value
+
+
 class JudgeSettings(_Section):
     """``[judge]``: an OpenAI-compatible endpoint for ragas; the key comes from the environment."""
 
@@ -174,6 +263,7 @@ class Settings(_Section):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     prices: dict[str, Price] = Field(default_factory=dict)
     evaluators: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     judge: JudgeSettings | None = None
 
     #: The file these settings came from, if any (not a setting).
@@ -341,6 +431,23 @@ interval_s = 60              # `llmvigil evaluate --watch` and `llmvigil up` run
 # detoxify_checkpoint = "/models/toxic_original.ckpt"   # use Detoxify instead of the built-in head
 embeddings_backend = "auto"  # auto: ONNX Runtime when installed (faster, same vectors), else torch
 # cache_dir = "~/.cache/llmvigil"   # where the ONNX export of the embedding model is kept
+
+[drift]
+window = "1h"                # the current window: the last hour; the reference is the hour before
+interval_s = 300             # `llmvigil evaluate --watch` and `llmvigil up` run drift this often
+# A fixed baseline instead of the window before (or pin one: `llmvigil drift baseline`):
+# reference_since = "2026-11-01T00:00"
+# reference_until = "2026-11-08T00:00"
+kind = "llm"                 # span kind compared (model calls)
+min_count = 30               # fewer values than this in either window: the feature is skipped
+# Evidently's tests: "auto" picks as Evidently does (K-S / chi-square / Z up to 1,000 rows,
+# Wasserstein / Jensen-Shannon above); embeddings: model (default), distance, ratio, mmd.
+# methods = { latency_ms = "ks", input_embedding = "mmd" }
+# thresholds = { latency_ms = 0.2 }
+p_value_threshold = 0.01     # for p-value tests: about 12 features a run, so 0.05 cries wolf
+embedding_sample = 2000      # spans per window whose prompt and response vectors are compared
+vector_share = 0.25          # share of spans whose vectors the evaluators keep for drift
+max_topics = 5               # new topics listed for a drifted embedding
 
 # An OpenAI-compatible endpoint for the optional LLM judge (ragas); scores are stored beside
 # the offline ones under their own method.

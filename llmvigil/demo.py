@@ -5,8 +5,9 @@ latencies are simulated, on a simulated clock, so an hour of traffic takes a
 second. Everything after that is real: the spans go through ``@observe``, the
 buffer, the pipeline (tokens, cost, redaction) and the spool, and are then
 ingested into the store. The last part of the hour holds an incident: slower
-answers, more errors, and answers that are wrong (facts that contradict the
-retrieved passage), off topic, or hostile.
+answers, more errors, answers that are wrong (facts that contradict the
+retrieved passage), off topic, or hostile, and a new kind of question (a
+mobile app release that crashes) that drift should name.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ KNOWLEDGE = [
         "Call +1 415 555 2671, 8am to 6pm Pacific time.",
     ),
 ]
+#: Questions users start asking during the incident (a broken app release): the drift run
+#: should find them as a new topic of prompts.
+NEW_QUESTIONS = [
+    (
+        "The mobile app crashes every time I open it since the last update. What can I do?",
+        "Version 5.2 of the mobile app crashes on start on some Android phones; reinstalling "
+        "version 5.1 from the store page fixes it until 5.2.1 ships.",
+        "Reinstall version 5.1 of the app from its store page; the fix ships in 5.2.1.",
+    ),
+    (
+        "After updating the app on my phone it freezes on the login screen and closes.",
+        "Version 5.2 of the mobile app crashes on start on some Android phones; reinstalling "
+        "version 5.1 from the store page fixes it until 5.2.1 ships.",
+        "This is a known problem with version 5.2: reinstall 5.1 until 5.2.1 is out.",
+    ),
+    (
+        "Why does the Android app keep crashing when I try to upload a photo?",
+        "Version 5.2 of the mobile app crashes on start on some Android phones; reinstalling "
+        "version 5.1 from the store page fixes it until 5.2.1 ships.",
+        "Version 5.2 has a crash bug; reinstall 5.1 and try the upload again.",
+    ),
+]
+#: The share of incident requests that ask one of NEW_QUESTIONS.
+NEW_QUESTION_SHARE = 0.35
 MODELS = [("gpt-4o-mini", 0.7), ("gpt-4o", 0.2), ("claude-3-5-sonnet", 0.1)]
 #: What a degraded model says during the incident, by question: a confident contradiction of
 #: the passage, an answer about something else, and a hostile reply.
@@ -135,15 +160,15 @@ def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: in
     @llmvigil.observe(kind="retrieval")
     def retrieve(question: str) -> list[str]:
         clock.sleep(rng.uniform(8, 40))
-        return [passage for q, passage, _ in KNOWLEDGE if q == question]
+        return [passage for q, passage, _ in (*KNOWLEDGE, *NEW_QUESTIONS) if q == question]
 
     @llmvigil.observe(kind="llm")
     def generate(messages: list[dict], model: str, incident: bool) -> dict:
         question = messages[-1]["content"]
-        answer = next(a for q, _, a in KNOWLEDGE if q == question)
+        answer = next(a for q, _, a in (*KNOWLEDGE, *NEW_QUESTIONS) if q == question)
         roll = rng.random()
         if incident and roll < 0.25:
-            answer = HALLUCINATED[question]
+            answer = HALLUCINATED.get(question, "Phones are not supported; use a computer.")
         elif incident and roll < 0.35:
             answer = OFF_TOPIC
         elif incident and roll < 0.42:
@@ -177,7 +202,8 @@ def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: in
     for i in range(calls):
         clock.now_ns = int(i * gap_ms * 1e6)
         incident = i >= calls * INCIDENT_FROM
-        question = rng.choice(KNOWLEDGE)[0]
+        asked = NEW_QUESTIONS if incident and rng.random() < NEW_QUESTION_SHARE else KNOWLEDGE
+        question = rng.choice(asked)[0]
         user = f"user-{rng.randint(1, 80)}"
         # On a timeout the app shows an apology; the span has recorded the error.
         with (

@@ -123,6 +123,7 @@ class Runner:
         batch_size: int = 256,
         sampling: Mapping[str, float] | None = None,
         kinds: Sequence[str] | None = None,
+        vector_share: float = 0.0,
     ) -> None:
         names = [e.name for e in evaluators]
         if len(set(names)) != len(names):
@@ -136,6 +137,8 @@ class Runner:
         self.batch_size = batch_size
         self.sampling = dict(sampling or {})
         self.kinds = list(kinds) if kinds else None
+        #: Share of spans whose prompt and response vectors are kept for drift.
+        self.vector_share = vector_share
 
     @property
     def wanted(self) -> list[tuple[str, str]]:
@@ -201,6 +204,27 @@ class Runner:
                 )
             scores.append(score)
         return scores
+
+    def _keep_vectors(self, store: Any, items: Sequence[EvalItem]) -> None:
+        """Store for drift the vectors the evaluators made of this batch's sampled spans."""
+        if self.vector_share <= 0:
+            return
+        from llmvigil.evaluators.drift.sample import keeps_vector, vector_rows
+        from llmvigil.evaluators.vectors import shared_vectors
+
+        kept = [item for item in items if keeps_vector(item.id, self.vector_share)]
+        if not kept:
+            return
+        vectors = shared_vectors()
+        rows = vector_rows(
+            [item.id for item in kept],
+            vectors.cached([item.input for item in kept]),
+            vectors.cached([item.output for item in kept]),
+        )
+        try:
+            store.write_vectors(rows)
+        except Exception as exc:  # drift embeds what is missing; the scores are what matter
+            log.warning("could not keep %d span vectors for drift: %s", len(rows), exc)
 
     def run(
         self,
@@ -271,6 +295,7 @@ class Runner:
                     else:
                         report.scored[name] += 1
             store.write_evaluations(records)
+            self._keep_vectors(store, items)
             report.spans += len(rows)
             report.batches += 1
             if on_batch is not None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 
 log = logging.getLogger("llmvigil.schedule")
 
@@ -41,29 +41,45 @@ def add_interval_job(
     )
 
 
-def run_every(job: Callable[[], object], interval_s: float, job_id: str) -> None:
+def run_every(
+    job: Callable[[], object],
+    interval_s: float,
+    job_id: str,
+    more: Sequence[tuple[Callable[[], object], float, str]] = (),
+) -> None:
     """Run ``job`` now and every ``interval_s`` seconds until interrupted (Ctrl-C, SIGTERM).
 
-    Ctrl-C and SIGTERM stop the scheduler from a signal handler rather than as a
-    KeyboardInterrupt: APScheduler catches ``BaseException`` while it submits a
-    run, so an interrupt landing there was logged and the loop went on for ever.
+    ``more`` holds other (job, interval_s, job_id) to run on the same schedule, each on
+    its own interval (``evaluate --watch`` adds the drift job).
+
+    The jobs run on APScheduler's own threads while this thread waits on an event
+    that Ctrl-C and SIGTERM set. A handler that stopped the scheduler itself ran
+    inside whatever the main thread was doing (APScheduler catches
+    ``BaseException`` while it submits a run, so an interrupt landing there was
+    swallowed) and could return before a running job ended, leaving the caller
+    to close a store the job still wrote to. Here a stop waits for running
+    jobs to finish, so when this returns nothing touches the store.
     """
-    scheduler = BlockingScheduler(timezone=UTC)
-    add_interval_job(scheduler, job, interval_s, job_id)
+    scheduler = BackgroundScheduler(timezone=UTC)
+    for each, seconds, name in [(job, interval_s, job_id), *more]:
+        add_interval_job(scheduler, each, seconds, name)
+    stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        stopping.set()
 
     previous = {}
     in_main = threading.current_thread() is threading.main_thread()
     for signum in (signal.SIGINT, signal.SIGTERM) if in_main else ():
         previous[signum] = signal.signal(signum, stop)
+    scheduler.start()
     try:
-        scheduler.start()
+        while not stopping.wait(0.5):
+            pass
     except (KeyboardInterrupt, SystemExit):
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        pass
     finally:
+        # Handlers back first: a second Ctrl-C while a long job finishes stops at once.
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        scheduler.shutdown(wait=True)

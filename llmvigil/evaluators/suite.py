@@ -37,4 +37,5 @@ def runner_from_settings(settings: Settings, with_judge: bool = True) -> Runner:
         batch_size=config.batch_size,
         sampling=config.sampling,
         kinds=config.kinds,
+        vector_share=settings.drift.vector_share,
     )

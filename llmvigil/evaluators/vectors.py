@@ -463,6 +463,15 @@ class TextVectors:
         """Return one normalised vector per text, embedding only texts not seen before."""
         return self._lookup(texts, self._cache, DIMENSIONS)
 
+    def cached(self, texts: Sequence[str | None]) -> list[np.ndarray | None]:
+        """Each text's sentence vector if this instance embedded it already, else None.
+
+        Never runs the model: the evaluator runner keeps for drift the vectors its
+        evaluators computed anyway (see :mod:`llmvigil.evaluators.drift.sample`).
+        """
+        with self._cache_lock:
+            return [None if t is None else self._cache.get(t) for t in texts]
+
     def encode_layers(self, texts: Sequence[str]) -> np.ndarray:
         """Return each text's layer profile: ``LAYERS * DIMENSIONS`` float32 values.
 

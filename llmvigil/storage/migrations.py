@@ -21,9 +21,45 @@ def _create_v1_tables(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _add_drift_tables(conn: sa.Connection) -> None:
+    # A store created at version 1 has drift_results without these columns (nothing wrote
+    # to it before drift existed); one created now has them from step 1's create_all.
+    # (duckdb-engine's inspector cannot list columns: it queries a catalogue DuckDB lacks.)
+    present = set(conn.execute(sa.text("SELECT * FROM drift_results LIMIT 0")).keys())
+    for column in schema.drift_results.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE drift_results ADD COLUMN {column.name} {kind}"))
+    schema.metadata.create_all(
+        conn, tables=[schema.span_vectors, schema.drift_baselines], checkfirst=True
+    )
+    if conn.dialect.name == "postgresql":  # create_all above skips tables that exist
+        for index in schema.drift_results.indexes:
+            index.create(conn, checkfirst=True)
+
+
+def _widen_duckdb_floats(conn: sa.Connection) -> None:
+    # SQLAlchemy's Float is DuckDB's 32-bit FLOAT (7 digits: a p-value of 1e-160 became 0,
+    # costs summed over millions of calls drifted); PostgreSQL's FLOAT was always 64-bit.
+    if conn.dialect.name != "duckdb":
+        return
+    for table in schema.metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, sa.Double):
+                conn.execute(
+                    sa.text(f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE DOUBLE")
+                )
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
+    (
+        2,
+        "drift: run, filter and counts on drift_results; span_vectors; drift_baselines",
+        _add_drift_tables,
+    ),
+    (3, "DuckDB: FLOAT columns widened to DOUBLE", _widen_duckdb_floats),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -36,8 +36,8 @@ spans = sa.Table(
     sa.Column("session_id", sa.Text),
     sa.Column("start_time", sa.DateTime, nullable=False),
     sa.Column("end_time", sa.DateTime, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("ttft_ms", sa.Float),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.Column("ttft_ms", sa.Double),
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("error_type", sa.Text),
     sa.Column("error_message", sa.Text),
@@ -49,7 +49,7 @@ spans = sa.Table(
     sa.Column("completion_tokens", sa.BigInteger),
     sa.Column("total_tokens", sa.BigInteger),
     sa.Column("tokens_estimated", sa.Boolean, nullable=False),
-    sa.Column("cost_usd", sa.Float),
+    sa.Column("cost_usd", sa.Double),
     sa.Column("bytes_in", sa.BigInteger, nullable=False),
     sa.Column("bytes_out", sa.BigInteger, nullable=False),
     sa.Column("tags", JSON),
@@ -66,7 +66,7 @@ evaluations = sa.Table(
     sa.Column("span_id", ID, primary_key=True),
     sa.Column("evaluator", sa.String(64), primary_key=True),
     sa.Column("evaluator_version", sa.String(32), primary_key=True),
-    sa.Column("score", sa.Float),
+    sa.Column("score", sa.Double),
     sa.Column("label", sa.Text),
     sa.Column("passed", sa.Boolean),
     sa.Column("method", sa.Text, nullable=False),
@@ -81,7 +81,7 @@ feedback = sa.Table(
     sa.Column("span_id", ID),
     sa.Column("trace_id", ID),
     sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("score", sa.Float),
+    sa.Column("score", sa.Double),
     sa.Column("label", sa.Text),
     sa.Column("comment", sa.Text),
     sa.Column("source", sa.String(32), nullable=False),
@@ -94,20 +94,54 @@ drift_results = sa.Table(
     "drift_results",
     metadata,
     sa.Column("drift_id", ID, primary_key=True),
+    # The rows of one drift run share its run_id and computed_at.
+    sa.Column("run_id", ID),
     sa.Column("computed_at", sa.DateTime, nullable=False),
     sa.Column("reference_start", sa.DateTime, nullable=False),
     sa.Column("reference_end", sa.DateTime, nullable=False),
     sa.Column("current_start", sa.DateTime, nullable=False),
     sa.Column("current_end", sa.DateTime, nullable=False),
+    # The filter the run compared (None: every value).
     sa.Column("app", sa.Text),
     sa.Column("model", sa.Text),
+    sa.Column("environment", sa.Text),
+    sa.Column("prompt_version", sa.Text),
+    sa.Column("kind", sa.String(16)),
     sa.Column("feature", sa.Text, nullable=False),
     sa.Column("method", sa.Text, nullable=False),
-    sa.Column("statistic", sa.Float),
-    sa.Column("p_value", sa.Float),
-    sa.Column("threshold", sa.Float),
+    # The number compared with the threshold: a distance, or a p-value (then also p_value).
+    sa.Column("statistic", sa.Double),
+    sa.Column("p_value", sa.Double),
+    sa.Column("threshold", sa.Double),
     sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Column("skipped", sa.Boolean),
+    sa.Column("reference_count", sa.BigInteger),
+    sa.Column("current_count", sa.BigInteger),
     sa.Column("details", JSON),
+)
+sa.Index("ix_drift_results_computed_at", drift_results.c.computed_at).ddl_if(**_PG_ONLY)
+
+#: Sentence vectors of a span's prompt and response, kept for a deterministic sample of spans
+#: so drift never embeds a window twice. Each vector is 384 int8 values (see
+#: llmvigil.evaluators.drift.sample): 768 bytes for both, where float32 would take 3 KB.
+span_vectors = sa.Table(
+    "span_vectors",
+    metadata,
+    sa.Column("span_id", ID, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("input_vector", sa.LargeBinary),
+    sa.Column("output_vector", sa.LargeBinary),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+#: Reference windows pinned with `llmvigil drift baseline`, one per filter.
+drift_baselines = sa.Table(
+    "drift_baselines",
+    metadata,
+    sa.Column("filter_key", sa.Text, primary_key=True),
+    sa.Column("reference_start", sa.DateTime, nullable=False),
+    sa.Column("reference_end", sa.DateTime, nullable=False),
+    sa.Column("pinned_at", sa.DateTime, nullable=False),
 )
 
 alert_events = sa.Table(
@@ -117,9 +151,9 @@ alert_events = sa.Table(
     sa.Column("rule", sa.Text, nullable=False),
     sa.Column("group_key", sa.Text, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("value", sa.Float),
-    sa.Column("threshold", sa.Float),
-    sa.Column("window_s", sa.Float),
+    sa.Column("value", sa.Double),
+    sa.Column("threshold", sa.Double),
+    sa.Column("window_s", sa.Double),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("resolved_at", sa.DateTime),
     sa.Column("notifications", JSON),

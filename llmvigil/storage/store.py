@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.storage import bulk, schema
+from llmvigil.storage.drift import DriftTables
 from llmvigil.storage.metrics import MetricRow, health_table
 from llmvigil.storage.migrations import migrate
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
@@ -257,7 +258,7 @@ def _prepare_folder(path: Path) -> None:
         ) from None
 
 
-class Store:
+class Store(DriftTables):
     """A migrated database holding llmvigil's tables. Build with :func:`open_store`.
 
     ``create=False`` opens only a store that exists: a read command given a DuckDB path
