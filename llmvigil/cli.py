@@ -446,7 +446,7 @@ def print_drift(rows: Sequence[dict], title: str) -> None:
                 Text(f"{r['feature']}: {topic['label']} ({topic['share']:.0%} of the window)")
             )
             for example in topic["examples"]:
-                console.print(Text(f"    {example['span_id'][:12]}  {example['text']}"))
+                console.print(Text(f"    {example['span_id']}  {example['text']}"))
 
 
 def cmd_drift(args: argparse.Namespace) -> int:

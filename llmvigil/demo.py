@@ -85,7 +85,7 @@ NEW_QUESTIONS = [
     ),
 ]
 #: The share of incident requests that ask one of NEW_QUESTIONS.
-NEW_QUESTION_SHARE = 0.35
+NEW_QUESTION_SHARE = 0.5
 MODELS = [("gpt-4o-mini", 0.7), ("gpt-4o", 0.2), ("claude-3-5-sonnet", 0.1)]
 #: What a degraded model says during the incident, by question: a confident contradiction of
 #: the passage, an answer about something else, and a hostile reply.

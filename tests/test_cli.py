@@ -57,6 +57,21 @@ def test_demo_records_through_the_spool_and_prints_the_health_table(tmp_path) ->
     assert not list((tmp_path / ".llmvigil" / "spool" / "demo").glob("*.parquet"))
 
 
+def test_the_demo_incident_shows_as_drift_with_its_new_questions(tmp_path) -> None:
+    result = run("demo", cwd=tmp_path)  # the default size: 600 requests
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("│") and line.count("│") > 8
+    }
+    for feature in ("latency_ms", "error_rate", "input_embedding", "score.relevance"):
+        assert "│     yes │" in rows[feature], rows.get(feature)
+    assert "new prompts:" in rows["input_embedding"] and "app" in rows["input_embedding"]
+    shown = [line for line in result.stdout.splitlines() if line.startswith("input_embedding:")]
+    assert shown and "of the window" in shown[0]
+
+
 def test_metrics_formats_and_filters(tmp_path, capsys) -> None:
     url = f"duckdb:///{tmp_path / 's.duckdb'}"
     with Store(url) as store:

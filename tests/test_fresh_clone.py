@@ -26,6 +26,7 @@ OUTSIDE = re.compile(
             r"(?<![\w.])/" + r"work/",  # an absolute path into this workspace
             r"\.\./" + r"shared",  # a folder beside the clone
             r"""parents?(\[\d\])?\s*/\s*["']""" + r"""shared["']""",
+            r"""["']\.\.""" + r"""["']\s*/""",  # a parent-folder segment in a Path
         ]
     )
 )

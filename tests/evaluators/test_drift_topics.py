@@ -13,7 +13,7 @@ from llmvigil.evaluators.drift.topics import EXPECTED_SHARE, novel_topics
 from llmvigil.evaluators.vectors import shared_vectors
 from tests.evaluators.drift_data import CRASHES, SUPPORT, phrase
 
-DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 PRIVACY = [
     "How do I delete my account and all my personal data?",
     "Please remove every record you hold about me under GDPR.",
@@ -53,6 +53,7 @@ def test_a_new_question_is_named_with_its_share_and_examples(encoder) -> None:
     assert abs(top["share"] - 0.3) <= 0.08, found
     assert any(word in top["label"] for word in ("app", "crash")), top["label"]
     assert all("app" in e["text"].lower() for e in top["examples"]), top["examples"]
+    assert len({e["text"] for e in top["examples"]}) == 3  # three different texts
     assert found["novel_share"] > 0.2 and found["expected_share"] == EXPECTED_SHARE
     json.dumps(found)  # stored in drift_results.details as JSON
 

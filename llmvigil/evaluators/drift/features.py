@@ -14,18 +14,11 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
+from llmvigil.config import DRIFT_FEATURES
 from llmvigil.storage import schema
 
 #: Features read straight from a span column (or its length), by name.
-NUMERIC_COLUMNS = (
-    "latency_ms",
-    "ttft_ms",
-    "input_length",
-    "output_length",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-)
+NUMERIC_COLUMNS = DRIFT_FEATURES[: DRIFT_FEATURES.index("cost_usd") + 1]
 
 
 def span_filters(

@@ -106,7 +106,11 @@ def _number_details(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
         "current_p95": _round(float(np.percentile(cur, 95))),
     }
     change = f" ({relative:+.0%})" if relative is not None else ""
-    details["summary"] = f"median {ref_median:,.4g} -> {cur_median:,.4g}{change}"
+    # The p95 too: a shift in the tail (a few toxic answers) leaves the median where it was.
+    details["summary"] = (
+        f"median {ref_median:,.4g} -> {cur_median:,.4g}{change}, "
+        f"p95 {details['reference_p95']:,.4g} -> {details['current_p95']:,.4g}"
+    )
     return details
 
 
@@ -290,15 +294,19 @@ class _Run:
 
         position = 0 if half == "input" else 1
         texts = span_texts(self.store, [*ref.span_ids, *cur.span_ids])
-        found = novel_topics(
-            ref.vectors,
-            cur.vectors,
-            cur.span_ids,
-            [texts[i][position] or "" for i in cur.span_ids],
-            [texts[i][position] or "" for i in ref.span_ids],
-            max_topics=self.settings.max_topics,
-        )
         what = "prompts" if half == "input" else "responses"
+        try:
+            found = novel_topics(
+                ref.vectors,
+                cur.vectors,
+                cur.span_ids,
+                [texts[i][position] or "" for i in cur.span_ids],
+                [texts[i][position] or "" for i in ref.span_ids],
+                max_topics=self.settings.max_topics,
+            )
+        except Exception as exc:  # the explanation must not cost the verdict and its alert
+            log.exception("could not find the new %s", what)
+            found = {"topics": [], "reason": f"new topics not found: {exc}"}
         topics = found.get("topics") or []
         found["summary"] = (
             f"new {what}: " + "; ".join(f"{t['label']} ({t['share']:.0%})" for t in topics[:3])

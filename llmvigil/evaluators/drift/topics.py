@@ -99,7 +99,7 @@ def novel_topics(
     background = list(reference_texts) if reference_texts is not None else []
     for members in groups[:max_topics]:
         centre = current[members].mean(axis=0)
-        closest = members[np.argsort(-(current[members] @ centre))][:examples]
+        closest = _distinct(members[np.argsort(-(current[members] @ centre))], current_texts)
         out["topics"].append(
             {
                 "label": _label([current_texts[i] for i in members], background),
@@ -107,11 +107,22 @@ def novel_topics(
                 "count": len(members),
                 "examples": [
                     {"span_id": str(current_ids[i]), "text": str(current_texts[i])[:text_chars]}
-                    for i in closest
+                    for i in closest[:examples]
                 ],
             }
         )
     return out
+
+
+def _distinct(order: np.ndarray, texts: Sequence[str]) -> list[int]:
+    """``order`` with each text's later repeats left out (a common wording would fill them)."""
+    seen: set[str] = set()
+    kept = []
+    for i in order:
+        if texts[i] not in seen:
+            seen.add(texts[i])
+            kept.append(int(i))
+    return kept
 
 
 def _similarity_threshold(reference: np.ndarray) -> float:
@@ -164,8 +175,11 @@ def _denser_than_reference(members: np.ndarray, current: np.ndarray, reference: 
 
     centre = current[members].mean(axis=0)
     centre /= max(float(np.linalg.norm(centre)), 1e-12)
-    radius = float((current[members] @ centre).min())
-    near_current = int(((current @ centre) >= radius).sum())
+    similarity = current @ centre
+    # From the same products, so every member counts as near (a second product can round
+    # differently and leave the farthest member out).
+    radius = float(similarity[members].min())
+    near_current = int((similarity >= radius).sum())
     near_reference = int(((reference @ centre) >= radius).sum())
     expected = len(current) / (len(current) + len(reference))
     test = binomtest(near_current, near_current + near_reference, expected, alternative="greater")
