@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from llmvigil.errors import ConfigError, StoreError
@@ -246,6 +247,176 @@ class DriftSettings(_Section):
         return value
 
 
+def _duration_or_zero(value: str) -> str:
+    from llmvigil.storage.metrics import _span_seconds
+
+    seconds = _span_seconds(value)
+    if seconds is None or seconds > 366 * 86400:
+        raise ValueError(
+            f"{value!r} is not a duration; use a number and a unit (s, m, h, d), such as "
+            "0m, 90s, 10m or 4h"
+        )
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+DurationOrZero = Annotated[str, AfterValidator(_duration_or_zero)]
+#: Span fields an alert rule can group by or filter on.
+ALERT_FIELDS = ("app", "model", "environment", "prompt_version")
+
+
+class AlertRule(_Section):
+    """One ``[[alerts]]`` rule: a metric over a window, compared with a threshold.
+
+    Example::
+
+        [[alerts]]
+        name = "slow-answers"
+        metric = "latency_ms.p95"
+        window = "10m"
+        op = ">"
+        threshold = 1500
+        group_by = ["model"]
+        channels = ["team-slack"]
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
+        populate_by_name=True,
+    )
+
+    name: Text
+    metric: Text
+    window: Duration = "10m"
+    op: Literal[">", ">=", "<", "<=", "change_pct"] = ">"
+    threshold: float
+    #: With ``op = "change_pct"``: how far back the window it is compared with lies.
+    baseline: Duration | None = None
+    min_samples: int = Field(1, ge=0, le=10_000_000)
+    for_: DurationOrZero = Field("0m", alias="for")
+    repeat: Duration | None = None
+    group_by: list[Literal["app", "model", "environment", "prompt_version"]] = Field(
+        default_factory=list
+    )
+    where: dict[Literal["app", "model", "environment", "prompt_version", "kind"], Text] = Field(
+        default_factory=dict
+    )
+    severity: Literal["info", "warning", "critical"] = "warning"
+    channels: list[Text] = Field(default_factory=list)
+    hooks: list[Text] = Field(default_factory=list)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from llmvigil.alerts.metrics import parse_metric
+
+        parse_metric(value)  # raises ValueError naming the metrics there are
+        return value
+
+    @model_validator(mode="after")
+    def _baseline_with_change(self) -> AlertRule:
+        if (self.op == "change_pct") != (self.baseline is not None):
+            raise ValueError(
+                'op = "change_pct" and baseline go together: set baseline = "7d" (how far '
+                "back the window compared with lies) with it, and only with it"
+            )
+        return self
+
+
+class ChannelSettings(_Section):
+    """One ``[channels.<name>]``: where notifications go.
+
+    ``type`` is ``log``, ``webhook`` (``url``, optional ``secret_env`` for an
+    HMAC-SHA256 signature), ``slack`` (``webhook_url`` or ``webhook_url_env``),
+    ``email`` (``host``, ``port``, ``starttls``, ``username_env``,
+    ``password_env``, ``from``, ``to``) or ``apprise`` (``urls``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
+        populate_by_name=True,
+    )
+
+    type: Literal["log", "webhook", "slack", "email", "apprise"]
+    url: Text | None = None
+    secret_env: Text | None = None
+    webhook_url: Text | None = None
+    webhook_url_env: Text | None = None
+    host: Text | None = None
+    port: int = Field(587, ge=1, le=65_535)
+    starttls: bool = True
+    ssl: bool = False
+    username_env: Text | None = None
+    password_env: Text | None = None
+    from_: Text | None = Field(None, alias="from")
+    to: list[Text] = Field(default_factory=list)
+    urls: list[Text] = Field(default_factory=list)
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    #: Send a notice when the alert resolves (Alertmanager's send_resolved); default: yes.
+    send_resolved: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelSettings:
+        needed = {
+            "webhook": ("url",),
+            "email": ("host", "from_", "to"),
+            "apprise": ("urls",),
+        }.get(self.type, ())
+        missing = [k.rstrip("_") for k in needed if not getattr(self, k)]
+        if self.type == "slack" and not (self.webhook_url or self.webhook_url_env):
+            missing.append("webhook_url or webhook_url_env")
+        if missing:
+            raise ValueError(f"a {self.type} channel needs {', '.join(missing)}")
+        if self.ssl and self.starttls and self.type == "email":
+            raise ValueError("ssl (SMTPS, port 465) and starttls exclude each other; set one")
+        return self
+
+
+class HookSettings(_Section):
+    """One ``[hooks.<name>]``: a retraining hook run when a rule fires.
+
+    ``type`` is ``command`` (``command``, the payload JSON on stdin), ``python``
+    (``callable = "package.module:function"``, given the payload) or ``webhook``
+    (``url``, the payload as the body).
+    """
+
+    type: Literal["command", "python", "webhook"]
+    command: list[Text] = Field(default_factory=list)
+    callable: Text | None = None
+    url: Text | None = None
+    timeout_s: float = Field(600.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _complete(self) -> HookSettings:
+        needed = {"command": "command", "python": "callable", "webhook": "url"}[self.type]
+        if not getattr(self, needed):
+            raise ValueError(f"a {self.type} hook needs {needed}")
+        if self.type == "python" and ":" not in (self.callable or ""):
+            raise ValueError('callable is "package.module:function"')
+        return self
+
+
+class AlertingSettings(_Section):
+    """``[alerting]``: how often rules are checked and deliveries retried.
+
+    (The rules themselves are ``[[alerts]]``: TOML cannot hold an ``[alerts]``
+    table beside an ``[[alerts]]`` list, so these settings have their own name.)
+    """
+
+    interval_s: float = Field(60.0, gt=0, le=86_400)
+    #: First retry of a failed delivery after this long, doubling each time up to an hour.
+    retry_base_s: float = Field(30.0, gt=0, le=3600)
+    max_attempts: int = Field(8, ge=1, le=100)
+    export_dir: Text = ".llmvigil/exports"
+    examples: int = Field(5, ge=0, le=50)
+
+
 class JudgeSettings(_Section):
     """``[judge]``: an OpenAI-compatible endpoint for ragas; the key comes from the environment."""
 
@@ -265,9 +436,33 @@ class Settings(_Section):
     evaluators: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     judge: JudgeSettings | None = None
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    hooks: dict[str, HookSettings] = Field(default_factory=dict)
 
     #: The file these settings came from, if any (not a setting).
     source: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _rules_name_what_exists(self) -> Settings:
+        seen: set[str] = set()
+        for rule in self.alerts:
+            if rule.name in seen:
+                raise ValueError(f"two [[alerts]] rules are named {rule.name!r}; names are keys")
+            seen.add(rule.name)
+            for kind, names, known in (
+                ("channel", rule.channels, self.channels),
+                ("hook", rule.hooks, self.hooks),
+            ):
+                for name in names:
+                    if name not in known:
+                        raise ValueError(
+                            f"[[alerts]] {rule.name!r} names the {kind} {name!r}, which is not "
+                            f"defined; add a [{kind}s.{name}] table or remove it (defined: "
+                            f"{', '.join(sorted(known)) or 'none'})"
+                        )
+        return self
 
 
 def find_config_file(
@@ -328,7 +523,7 @@ def load_settings(
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin)) from None
+        raise ConfigError(_explain(exc, origin, data)) from None
     return settings.model_copy(update={"source": origin})
 
 
@@ -336,7 +531,7 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None
     sections = {
         name: field.annotation
         for name, field in Settings.model_fields.items()
-        if name not in ("prices", "source")
+        if name not in ("prices", "source", "alerts", "channels", "hooks")
     }
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX) or var.startswith(_ENV_NOT_SETTINGS):
@@ -365,11 +560,25 @@ def _parse_env_value(raw: str) -> Any:
     return raw
 
 
-def _explain(exc: ValidationError, origin: str) -> str:
+def _rule_name(data: Mapping[str, Any], index: object) -> str:
+    """``'slow-answers'`` for the rule at ``index`` of ``[[alerts]]``, or ``number 3``."""
+    rules = data.get("alerts")
+    if isinstance(index, int) and isinstance(rules, list) and index < len(rules):
+        rule = rules[index]
+        if isinstance(rule, dict) and isinstance(rule.get("name"), str):
+            return repr(rule["name"])
+    return f"number {int(index) + 1}" if isinstance(index, int) else str(index)
+
+
+def _explain(exc: ValidationError, origin: str, data: Mapping[str, Any]) -> str:
     lines = [f"invalid settings (from {origin} and LLMVIGIL_* variables):"]
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
         where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else loc[0] if loc else "?"
+        if loc[:1] == ["alerts"] and len(loc) > 1:  # name the rule, not its place in the list
+            where = f"[[alerts]] {_rule_name(data, error['loc'][1])}" + (
+                f" {'.'.join(loc[2:])}" if len(loc) > 2 else ""
+            )
         env = ENV_PREFIX + "_".join(loc[:2]).upper() if len(loc) >= 2 else None
         if error["type"] == "extra_forbidden":
             lines.append(

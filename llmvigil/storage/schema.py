@@ -161,6 +161,62 @@ alert_events = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+#: Where each alert rule and group stands, so a restarted process neither re-notifies nor
+#: forgets a firing alert.
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("group_key", sa.Text, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("since", sa.DateTime, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("samples", sa.BigInteger),
+    sa.Column("checked_at", sa.DateTime, nullable=False),
+    # The firing episode (alert_events.event_id) while PENDING or FIRING.
+    sa.Column("event_id", ID),
+    sa.Column("notified_at", sa.DateTime),
+)
+
+#: Every notification, written in the same transaction as the transition that caused it and
+#: sent after: a process killed in between sends it on its next check, with the same key.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", ID, primary_key=True),
+    sa.Column("event_id", ID, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # firing, resolved, repeat, test
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+)
+
+#: Retraining hook runs: queued with the firing, run after, recorded with their outcome.
+alert_hook_runs = sa.Table(
+    "alert_hook_runs",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("event_id", ID, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("hook", sa.Text, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, ok, failed, timeout
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("seconds", sa.Double),
+    sa.Column("output_tail", sa.Text),
+    sa.Column("export_path", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,

@@ -21,14 +21,21 @@ V2_COLUMNS = {
     "reference_count",
     "current_count",
 }
-V2_TABLES = {"span_vectors", "drift_baselines"}
+#: Tables added after version 1.
+LATER_TABLES = {
+    "span_vectors",
+    "drift_baselines",
+    "alert_state",
+    "alert_deliveries",
+    "alert_hook_runs",
+}
 
 
 def _v1_metadata() -> sa.MetaData:
     """The tables as version 1 made them: 32-bit FLOAT columns, drift_results without run data."""
     old = sa.MetaData()
     for table in schema.metadata.sorted_tables:
-        if table.name in V2_TABLES:
+        if table.name in LATER_TABLES:
             continue
         columns = []
         for column in table.columns:

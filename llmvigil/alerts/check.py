@@ -1,0 +1,328 @@
+"""One check of every alert rule: measure, move each group's state, record, deliver.
+
+States follow Prometheus and Grafana: a group whose condition holds is
+PENDING until it has held for the rule's ``for``, then FIRING; when the
+condition stops holding it is RESOLVED (and OK from the next check). A
+window with fewer than ``min_samples`` samples gives no verdict: a PENDING
+or FIRING group stays as it is, any other becomes NO_DATA.
+
+A transition and the notifications it causes are written in one
+transaction (the deliveries as pending rows, with their idempotency keys),
+and sent after: a process killed between the two sends them on its next
+check, once, with the same keys. A firing group notifies once, then again
+only after the rule's ``repeat``.
+
+Example::
+
+    report = check_alerts(store, load_settings())
+    for result in report.results:
+        print(result.rule, result.group_key, result.state, result.value)
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from llmvigil.alerts.metrics import Measure, measure, parse_metric
+from llmvigil.config import AlertRule, Settings
+from llmvigil.storage import schema
+from llmvigil.storage.metrics import _span_seconds
+
+log = logging.getLogger("llmvigil.alerts")
+
+OK, PENDING, FIRING, RESOLVED, NO_DATA = "ok", "pending", "firing", "resolved", "no_data"
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass
+class RuleResult:
+    """Where one rule and group stands after a check."""
+
+    rule: str
+    group_key: str
+    state: str
+    value: float | None
+    samples: int
+    threshold: float
+    #: What this check changed: "pending", "firing", "resolved", "repeat", or None.
+    transition: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """One check: every rule and group, and the deliveries it made."""
+
+    at: datetime
+    results: list[RuleResult] = field(default_factory=list)
+    delivered: int = 0
+    failed: int = 0
+    hooks: int = 0
+
+
+def seconds(duration: str | None) -> int:
+    """Seconds in ``10m``, ``0m``, ``4h`` (0 for None)."""
+    return 0 if duration is None else int(_span_seconds(duration) or 0)
+
+
+def group_key(fields: Sequence[str], values: Sequence[str | None]) -> str:
+    """``model=gpt-4o,app=support`` (empty without group_by)."""
+    return ",".join(
+        f"{f}={'(none)' if v is None else v}" for f, v in zip(fields, values, strict=True)
+    )
+
+
+def _utc_naive(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def holds(rule: AlertRule, value: float | None) -> bool:
+    """Whether ``value`` breaches ``rule`` (a change rule's value is the change in percent)."""
+    if value is None:
+        return False
+    if rule.op == "change_pct":
+        return value >= rule.threshold if rule.threshold >= 0 else value <= rule.threshold
+    return _COMPARE[rule.op](value, rule.threshold)
+
+
+def measure_rule(store, rule: AlertRule, at: datetime) -> dict[tuple, Measure]:
+    """The rule's value per group as of ``at`` (for change rules: the change in percent)."""
+    metric = parse_metric(rule.metric)
+    window = timedelta(seconds=seconds(rule.window))
+    current = measure(store, metric, at - window, at, rule.group_by, rule.where)
+    if rule.op != "change_pct":
+        return current
+    back = timedelta(seconds=seconds(rule.baseline))
+    before = measure(store, metric, at - back - window, at - back, rule.group_by, rule.where)
+    changes = {}
+    for key, now in current.items():
+        then = before.get(key)
+        if then is None or then.value in (None, 0) or now.value is None:
+            changes[key] = Measure(None, 0)
+        else:
+            change = (now.value - then.value) / abs(then.value) * 100
+            changes[key] = Measure(change, min(now.samples, then.samples))
+    return changes
+
+
+def check_alerts(
+    store, settings: Settings, at: datetime | None = None, deliver: bool = True
+) -> CheckReport:
+    """Evaluate every ``[[alerts]]`` rule as of ``at`` (default now), then send what is due
+    and run the retraining hooks of what fired (``deliver=False``: record only)."""
+    from llmvigil.alerts.deliver import deliver_pending
+    from llmvigil.alerts.examples import breaching_spans
+    from llmvigil.alerts.hooks import run_pending_hooks
+
+    moment = _utc_naive(at)
+    report = CheckReport(moment)
+    for rule in settings.alerts:
+        try:
+            results = _check_rule(store, settings, rule, moment, breaching_spans)
+        except Exception:  # one broken rule must not stop the others
+            log.exception("alert rule %r could not be checked", rule.name)
+            continue
+        report.results += results
+    if deliver:
+        report.delivered, report.failed = deliver_pending(store, settings)
+        report.hooks = run_pending_hooks(store, settings)
+    return report
+
+
+def _check_rule(store, settings: Settings, rule: AlertRule, at: datetime, examples) -> list:
+    measures = measure_rule(store, rule, at)
+    st = schema.alert_state
+    with store.engine.connect() as conn:
+        known = {
+            row.group_key: row for row in conn.execute(sa.select(st).where(st.c.rule == rule.name))
+        }
+    by_key = {group_key(rule.group_by, key): (key, m) for key, m in measures.items()}
+    results: list[RuleResult] = []
+    writes: list[tuple[str, dict[str, Any]]] = []
+    for key in sorted(set(by_key) | set(known)):
+        values, found = by_key.get(key, (None, Measure(None, 0)))
+        previous = known.get(key)
+        result, changes = _next(settings, rule, key, values, found, previous, at, examples, store)
+        results.append(result)
+        writes += changes
+    if writes:
+        with store.engine.begin() as conn:  # a rule's transitions and their deliveries at once
+            for action, row in writes:
+                _write(conn, action, row)
+    return results
+
+
+def _next(settings, rule, key, values, found: Measure, previous, at, examples, store):
+    """The group's next state and the rows that record it."""
+    was = previous.state if previous is not None else OK
+    enough = found.value is not None and found.samples >= max(rule.min_samples, 1)
+    breach = enough and holds(rule, found.value)
+    state, transition, since = was, None, previous.since if previous is not None else at
+    event_id = previous.event_id if previous is not None else None
+    notified = previous.notified_at if previous is not None else None
+    writes: list[tuple[str, dict[str, Any]]] = []
+    if not enough:
+        if was not in (PENDING, FIRING):
+            state = NO_DATA
+    elif breach:
+        if was == FIRING:
+            repeat = seconds(rule.repeat)
+            if repeat and notified is not None and (at - notified).total_seconds() >= repeat:
+                transition, notified = "repeat", at
+        elif was == PENDING and (at - since).total_seconds() >= seconds(rule.for_):
+            state, transition = FIRING, "firing"
+        elif was != PENDING:
+            since = at
+            if seconds(rule.for_) == 0:
+                state, transition = FIRING, "firing"
+            else:
+                state, transition = PENDING, "pending"
+    else:
+        if was == FIRING:
+            state, transition = OK, "resolved"
+        elif was in (PENDING, NO_DATA, RESOLVED):
+            state = OK
+    if state != was and state in (OK, NO_DATA, PENDING) and transition != "resolved":
+        since = at
+    if transition == "firing":
+        event_id, notified = uuid.uuid4().hex, at
+        writes.append(("event", _event_row(rule, key, event_id, found, at)))
+    if transition in ("firing", "repeat", "resolved") and event_id is not None:
+        group = dict(zip(rule.group_by, values or (None,) * len(rule.group_by), strict=True))
+        payload = _payload(rule, key, group, transition, found, at, event_id, previous)
+        if transition != "resolved" and settings.alerting.examples:
+            payload["examples"] = examples(store, rule, group, at, settings.alerting.examples)
+        writes += _deliveries(settings, rule, event_id, transition, payload, at, previous)
+        if transition == "resolved":
+            writes.append(("resolve", {"event_id": event_id, "resolved_at": at}))
+            event_id = None
+        if transition == "firing":
+            writes += [
+                ("hook", {"event_id": event_id, "rule": rule.name, "hook": h, "payload": payload})
+                for h in rule.hooks
+            ]
+    row = {
+        "rule": rule.name,
+        "group_key": key,
+        "state": state,
+        "since": since,
+        "value": found.value,
+        "samples": found.samples,
+        "checked_at": at,
+        "event_id": event_id if state in (PENDING, FIRING) else None,
+        "notified_at": notified if state == FIRING else None,
+    }
+    writes.append(("state", row))
+    shown = RESOLVED if transition == "resolved" else state
+    return RuleResult(
+        rule.name, key, shown, found.value, found.samples, rule.threshold, transition
+    ), writes
+
+
+def _event_row(rule: AlertRule, key: str, event_id: str, found: Measure, at: datetime) -> dict:
+    return {
+        "event_id": event_id,
+        "rule": rule.name,
+        "group_key": key,
+        "state": FIRING,
+        "value": found.value,
+        "threshold": rule.threshold,
+        "window_s": float(seconds(rule.window)),
+        "started_at": at,
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+
+
+def _payload(rule, key, group, transition, found, at, event_id, previous) -> dict[str, Any]:
+    fired = at if transition == "firing" else None
+    if fired is None and previous is not None:
+        fired = previous.since
+    return {
+        "rule": rule.name,
+        "state": "resolved" if transition == "resolved" else "firing",
+        "repeat": transition == "repeat",
+        "event_id": event_id,
+        "group": group,
+        "group_key": key,
+        "metric": rule.metric,
+        "op": rule.op,
+        "value": found.value,
+        "samples": found.samples,
+        "threshold": rule.threshold,
+        "window": rule.window,
+        "severity": rule.severity,
+        "fired_at": fired.isoformat() if fired else None,
+        "resolved_at": at.isoformat() if transition == "resolved" else None,
+        "checked_at": at.isoformat(),
+        "examples": [],
+    }
+
+
+def _deliveries(settings, rule, event_id, transition, payload, at, previous) -> list:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = []
+    for name in rule.channels:
+        channel = settings.channels[name]
+        if transition == "resolved" and not channel.send_resolved:
+            continue
+        # One key per event, kind and moment: a repeat is a new notice, a retry is not.
+        suffix = f"-{at:%Y%m%dT%H%M%S}" if transition == "repeat" else ""
+        rows.append(
+            (
+                "delivery",
+                {
+                    "delivery_id": uuid.uuid4().hex,
+                    "event_id": event_id,
+                    "rule": rule.name,
+                    "channel": name,
+                    "kind": transition,
+                    "idempotency_key": f"llmvigil-{event_id}-{transition}{suffix}-{name}",
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+        )
+    return rows
+
+
+def _write(conn: sa.Connection, action: str, row: dict[str, Any]) -> None:
+    if action == "state":
+        st = schema.alert_state
+        conn.execute(
+            st.delete().where(st.c.rule == row["rule"], st.c.group_key == row["group_key"])
+        )
+        conn.execute(st.insert().values(**row))
+    elif action == "event":
+        conn.execute(schema.alert_events.insert().values(**row))
+    elif action == "resolve":
+        ev = schema.alert_events
+        conn.execute(
+            ev.update()
+            .where(ev.c.event_id == row["event_id"])
+            .values(state=RESOLVED, resolved_at=row["resolved_at"])
+        )
+    elif action == "delivery":
+        conn.execute(schema.alert_deliveries.insert().values(**row))
+    elif action == "hook":
+        now = datetime.now(UTC).replace(tzinfo=None)
+        conn.execute(
+            schema.alert_hook_runs.insert().values(
+                run_id=uuid.uuid4().hex, status="pending", created_at=now, **row
+            )
+        )
+    else:
+        raise AssertionError(action)
