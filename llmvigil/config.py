@@ -352,6 +352,8 @@ class ChannelSettings(_Section):
     port: int = Field(587, ge=1, le=65_535)
     starttls: bool = True
     ssl: bool = False
+    #: A CA bundle to verify the SMTP server's certificate with (default: the system's).
+    ca_file: Text | None = None
     username_env: Text | None = None
     password_env: Text | None = None
     from_: Text | None = Field(None, alias="from")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -229,11 +230,18 @@ def _email(name: str, channel: ChannelSettings, payload: dict[str, Any], key: st
     message["Message-ID"] = f"<{key}@llmvigil>"
     user = _env(name, channel.username_env)
     password = _env(name, channel.password_env)
-    kind = smtplib.SMTP_SSL if channel.ssl else smtplib.SMTP
+    # Certificates are verified (smtplib's own default would take any): a password goes over it.
+    context = ssl.create_default_context(cafile=channel.ca_file)
     try:
-        with kind(str(channel.host), channel.port, timeout=channel.timeout_s) as smtp:
+        if channel.ssl:
+            smtp = smtplib.SMTP_SSL(
+                str(channel.host), channel.port, timeout=channel.timeout_s, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(str(channel.host), channel.port, timeout=channel.timeout_s)
+        with smtp:
             if channel.starttls and not channel.ssl:
-                smtp.starttls()
+                smtp.starttls(context=context)
             if user is not None:
                 smtp.login(user, password or "")
             smtp.send_message(message)
