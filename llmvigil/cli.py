@@ -377,11 +377,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         drift_every = settings.drift.interval_s
         console.print(
-            f"evaluating every {interval:g} s, drift every {drift_every:g} s; Ctrl-C stops"
+            f"evaluating every {interval:g} s, drift every {drift_every:g} s"
+            + (f", alerts every {settings.alerting.interval_s:g} s" if settings.alerts else "")
+            + "; Ctrl-C stops"
         )
         try:
-            drift = (drift_job(store, settings.drift), drift_every, "drift")
-            run_every(tick, interval, "evaluate", [drift])
+            jobs = [(drift_job(store, settings.drift), drift_every, "drift")]
+            if settings.alerts:
+                from llmvigil.alerts.check import alerts_job
+
+                jobs.append((alerts_job(store, settings), settings.alerting.interval_s, "alerts"))
+            run_every(tick, interval, "evaluate", jobs)
         finally:
             store.close()
         return 0
@@ -737,6 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=("table", "json"), default="table")
     history.add_argument("--store", type=_text, help=store_help)
     history.set_defaults(run=cmd_drift_history)
+
+    from llmvigil.alerts.commands import add_commands
+
+    add_commands(commands, store_help)
 
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
     demo.add_argument(

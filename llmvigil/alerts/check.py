@@ -326,3 +326,18 @@ def _write(conn: sa.Connection, action: str, row: dict[str, Any]) -> None:
         )
     else:
         raise AssertionError(action)
+
+
+def alerts_job(store, settings: Settings):
+    """The scheduled check: every ``[alerting] interval_s``, as of now.
+
+    Given to APScheduler by ``llmvigil evaluate --watch`` and the long-running process.
+    """
+
+    def job() -> CheckReport:
+        report = check_alerts(store, settings)
+        firing = [f"{r.rule} {r.group_key}".strip() for r in report.results if r.state == FIRING]
+        log.info("alerts: %s", ", ".join(firing) or "none firing")
+        return report
+
+    return job
