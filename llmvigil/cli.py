@@ -545,20 +545,53 @@ def _demo_drift(store: Store, settings: Settings, result, with_embeddings: bool)
         chosen = [f for f in drift.features if not f.endswith("_embedding")]
         drift = drift.model_copy(update={"features": chosen})
     moment = lambda t: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)  # noqa: E731
+    start, incident, fixed = map(moment, (result.started, result.incident_started,
+                                          result.incident_ended))  # fmt: skip
     report = run_drift(
-        store,
-        drift,
-        since=moment(result.incident_started),
-        until=moment(result.ended),
-        reference_since=moment(result.started),
-        reference_until=moment(result.incident_started),
-        app="support-assistant",
-    )
+        store, drift, since=incident, until=fixed, reference_since=start,
+        reference_until=incident, app="support-assistant", now=fixed,
+    )  # fmt: skip
     print_drift(
         report.rows,
-        "Drift: the incident against the 48 minutes before it (llmvigil drift --since 12m "
-        "--reference-since 1h --reference-until 12m)",
+        "Drift: the incident against the 42 minutes before it (llmvigil drift --since 18m "
+        "--until 6m --reference-since 1h --reference-until 18m)",
     )
+    # After the fix, as of the hour's end: what alerts see when the incident is over.
+    after = run_drift(
+        store, drift, since=fixed, until=moment(result.ended), reference_since=start,
+        reference_until=incident, app="support-assistant", now=moment(result.ended),
+    )  # fmt: skip
+    console.print(
+        f"drift after the fix (the last 6 minutes against the same reference): "
+        f"{', '.join(after.drifted) or 'nothing'} drifted"
+    )
+
+
+def _demo_alerts(store: Store, settings: Settings, result) -> None:
+    from datetime import timedelta
+
+    from llmvigil.alerts.check import backfill
+    from llmvigil.demo import DEMO_ALERTS
+
+    demo = Settings.model_validate({**settings.model_dump(by_alias=True), **DEMO_ALERTS})
+    moment = lambda t: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)  # noqa: E731
+    changes = backfill(
+        store, demo, moment(result.started) + timedelta(minutes=5),
+        moment(result.ended) + timedelta(seconds=1), timedelta(minutes=1),
+    )  # fmt: skip
+    table = Table(title="Alert events over the hour (rules checked every minute, log channel)")
+    for column in ("time", "rule", "event", "value", "threshold"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(
+            f"{change.at:%H:%M}", change.rule, _demo_state(change.transition),
+            _cell(change.value), _cell(change.threshold),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _demo_state(transition: str | None) -> Text:
+    return Text(str(transition), style="bold red" if transition == "firing" else "green")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -573,8 +606,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = run_demo(store, spool, calls=args.spans, seed=args.seed)
         console.print(
             f"recorded {result.report.rows} spans ({result.report.inserted} new) from "
-            f"{result.calls} requests; an incident (slow answers, errors) fills the last 12 "
-            "minutes"
+            f"{result.calls} requests; an incident (slow answers, errors, new questions) runs "
+            "from 42 to 54 minutes in, then the fix ships"
         )
         since = datetime.fromtimestamp(result.started, UTC).replace(tzinfo=None)
         rows = store.metrics("10m", since=since, app="support-assistant")
@@ -584,10 +617,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             console.print("scoring the answers offline (the embedding model loads once)")
             evaluate_store(store, runner_from_settings(settings, with_judge=False))
-            incident = datetime.fromtimestamp(result.incident_started, UTC).replace(tzinfo=None)
+            incident, fixed = (
+                datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+                for t in (result.incident_started, result.incident_ended)
+            )
             print_summary(store.evaluation_summary(since, incident), "Scores before the incident")
-            print_summary(store.evaluation_summary(incident), "Scores during the incident")
+            print_summary(store.evaluation_summary(incident, fixed), "Scores during the incident")
         _demo_drift(store, settings, result, with_embeddings=not args.no_evaluate)
+        _demo_alerts(store, settings, result)
     console.print(
         "next: [bold]llmvigil metrics --grain 1m --since 1h[/bold] for the per-minute table"
     )

@@ -102,8 +102,26 @@ OFF_TOPIC = "Our spring collection features new colours and lighter fabrics for 
 HOSTILE = "Figure it out yourself, people like you are too stupid to read the help pages."
 
 
-#: The share of the hour after which the incident starts.
-INCIDENT_FROM = 0.8
+#: The shares of the hour between which the incident runs; the last minutes are healthy
+#: again (the fix shipped), so the demo's alerts fire and then resolve.
+INCIDENT_FROM = 0.7
+INCIDENT_UNTIL = 0.9
+#: The demo's alert rules, checked over its hour with a log channel.
+DEMO_ALERTS = {
+    "channels": {"log": {"type": "log"}},
+    "alerts": [
+        {"name": "slow-answers", "metric": "latency_ms.p95", "window": "5m", "op": ">",
+         "threshold": 2500, "min_samples": 20, "channels": ["log"]},
+        {"name": "errors", "metric": "error_rate", "window": "5m", "op": ">",
+         "threshold": 0.06, "min_samples": 20, "channels": ["log"]},
+        {"name": "irrelevant-answers", "metric": "relevance.mean", "window": "5m", "op": "<",
+         "threshold": 0.8, "min_samples": 20, "channels": ["log"]},
+        {"name": "toxic-answers", "metric": "toxicity.max", "window": "5m", "op": ">",
+         "threshold": 0.5, "min_samples": 20, "channels": ["log"]},
+        {"name": "prompts-drifted", "metric": "drift.input_embedding", "window": "8m",
+         "op": ">=", "threshold": 1, "min_samples": 1, "channels": ["log"]},
+    ],
+}  # fmt: skip
 
 
 class SimulatedClock:
@@ -132,6 +150,7 @@ class DemoResult:
     started: float
     ended: float
     incident_started: float
+    incident_ended: float
 
 
 def run_demo(store: Store, spool_dir: Path, calls: int = 600, seed: int = 7) -> DemoResult:
@@ -151,7 +170,15 @@ def run_demo(store: Store, spool_dir: Path, calls: int = 600, seed: int = 7) -> 
         tracer.use_clock()
     report = ingest_spool(store, spool_dir)
     ended = started + hour_ms / 1000
-    return DemoResult(calls, report, started, ended, started + INCIDENT_FROM * hour_ms / 1000)
+    hour_s = hour_ms / 1000
+    return DemoResult(
+        calls,
+        report,
+        started,
+        ended,
+        started + INCIDENT_FROM * hour_s,
+        started + INCIDENT_UNTIL * hour_s,
+    )
 
 
 def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: int) -> None:
@@ -201,7 +228,7 @@ def _simulate(rng: random.Random, clock: SimulatedClock, calls: int, hour_ms: in
 
     for i in range(calls):
         clock.now_ns = int(i * gap_ms * 1e6)
-        incident = i >= calls * INCIDENT_FROM
+        incident = calls * INCIDENT_FROM <= i < calls * INCIDENT_UNTIL
         asked = NEW_QUESTIONS if incident and rng.random() < NEW_QUESTION_SHARE else KNOWLEDGE
         question = rng.choice(asked)[0]
         user = f"user-{rng.randint(1, 80)}"

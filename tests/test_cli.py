@@ -70,6 +70,15 @@ def test_the_demo_incident_shows_as_drift_with_its_new_questions(tmp_path) -> No
     assert "new prompts:" in rows["input_embedding"] and "app" in rows["input_embedding"]
     shown = [line for line in result.stdout.splitlines() if line.startswith("input_embedding:")]
     assert shown and "of the window" in shown[0]
+    # Every demo rule fires during the incident and resolves after the fix, in that order.
+    events = [  # the alert table's rows: five columns, time first
+        line.split("│")[2:4] for line in result.stdout.splitlines() if line.count("│") == 6
+    ]
+    seen = [(rule.strip(), event.strip()) for rule, event in events]
+    for rule in ("slow-answers", "errors", "irrelevant-answers", "toxic-answers",
+                 "prompts-drifted"):  # fmt: skip
+        assert seen.index((rule, "firing")) < seen.index((rule, "resolved")), seen
+    assert "alert FIRING slow-answers" in result.stderr  # the log channel
 
 
 def test_metrics_formats_and_filters(tmp_path, capsys) -> None:

@@ -100,7 +100,9 @@ def send(name: str, channel: ChannelSettings, payload: dict[str, Any], key: str)
 
 def _log(name: str, channel: ChannelSettings, payload: dict[str, Any], key: str) -> Sent:
     level = logging.INFO if payload["state"] == "resolved" else logging.WARNING
-    log.log(level, "alert %s", plain_text(payload))
+    # One line a notice, as log collectors want; the examples by span id only.
+    shown = [e["span_id"] for e in payload.get("examples") or []]
+    log.log(level, "alert %s%s", summary(payload), f" (spans {', '.join(shown)})" if shown else "")
     return Sent()
 
 

@@ -46,6 +46,7 @@ _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operato
 class RuleResult:
     """Where one rule and group stands after a check."""
 
+    at: datetime
     rule: str
     group_key: str
     state: str
@@ -225,9 +226,10 @@ def _next(settings, rule, key, values, found: Measure, previous, at, examples, s
     }
     writes.append(("state", row))
     shown = RESOLVED if transition == "resolved" else state
-    return RuleResult(
-        rule.name, key, shown, found.value, found.samples, rule.threshold, transition
-    ), writes
+    result = RuleResult(
+        at, rule.name, key, shown, found.value, found.samples, rule.threshold, transition
+    )
+    return result, writes
 
 
 def _event_row(rule: AlertRule, key: str, event_id: str, found: Measure, at: datetime) -> dict:
@@ -326,6 +328,20 @@ def _write(conn: sa.Connection, action: str, row: dict[str, Any]) -> None:
         )
     else:
         raise AssertionError(action)
+
+
+def backfill(
+    store, settings: Settings, since: datetime, until: datetime, step: timedelta
+) -> list[RuleResult]:
+    """Check every rule at each ``step`` from ``since`` to ``until``, as if live; return the
+    transitions in time order (what would have been notified, and when)."""
+    changes: list[RuleResult] = []
+    moment = _utc_naive(since)
+    while moment <= _utc_naive(until):
+        report = check_alerts(store, settings, at=moment)
+        changes += [r for r in report.results if r.transition in ("firing", "resolved")]
+        moment += step
+    return changes
 
 
 def alerts_job(store, settings: Settings):

@@ -369,7 +369,10 @@ def run_drift(
     order = {name: i for i, name in enumerate(DRIFT_FEATURES)}
     run.rows.sort(key=lambda r: (order.get(r["feature"], len(order)), r["feature"]))
     report = DriftReport(windows, filters, run.rows)
-    computed_at = datetime.now(UTC).replace(tzinfo=None)
+    # A run "as of" a given moment (a backfill, the demo) is stored as computed then.
+    computed_at = datetime.now(UTC) if now is None else now
+    if computed_at.tzinfo is not None:
+        computed_at = computed_at.astimezone(UTC).replace(tzinfo=None)
     stored = [
         {
             **row,
