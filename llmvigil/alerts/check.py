@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmvigil.alerts.metrics import Measure, measure, parse_metric
+from llmvigil.alerts.metrics import Measure, Request, measure_many, parse_metric
 from llmvigil.config import AlertRule, Settings
 from llmvigil.storage import schema
 from llmvigil.storage.metrics import _span_seconds
@@ -97,15 +97,23 @@ def holds(rule: AlertRule, value: float | None) -> bool:
     return _COMPARE[rule.op](value, rule.threshold)
 
 
-def measure_rule(store, rule: AlertRule, at: datetime) -> dict[tuple, Measure]:
-    """The rule's value per group as of ``at`` (for change rules: the change in percent)."""
+def _requests(rule: AlertRule, at: datetime) -> list[Request]:
+    """What ``rule`` measures as of ``at``: its window, and for a change rule the baseline's."""
     metric = parse_metric(rule.metric)
     window = timedelta(seconds=seconds(rule.window))
-    current = measure(store, metric, at - window, at, rule.group_by, rule.where)
+    where = tuple(sorted(rule.where.items()))
+    wanted = [Request(metric, at - window, at, tuple(rule.group_by), where)]
+    if rule.op == "change_pct":
+        back = timedelta(seconds=seconds(rule.baseline))
+        wanted.append(Request(metric, at - back - window, at - back, tuple(rule.group_by), where))
+    return wanted
+
+
+def _rule_measures(rule: AlertRule, found: list[dict[tuple, Measure]]) -> dict[tuple, Measure]:
+    """The rule's value per group (for a change rule: the change in percent)."""
     if rule.op != "change_pct":
-        return current
-    back = timedelta(seconds=seconds(rule.baseline))
-    before = measure(store, metric, at - back - window, at - back, rule.group_by, rule.where)
+        return found[0]
+    current, before = found
     changes = {}
     for key, now in current.items():
         then = before.get(key)
@@ -115,6 +123,11 @@ def measure_rule(store, rule: AlertRule, at: datetime) -> dict[tuple, Measure]:
             change = (now.value - then.value) / abs(then.value) * 100
             changes[key] = Measure(change, min(now.samples, then.samples))
     return changes
+
+
+def measure_rule(store, rule: AlertRule, at: datetime) -> dict[tuple, Measure]:
+    """The rule's value per group as of ``at`` (for change rules: the change in percent)."""
+    return _rule_measures(rule, measure_many(store, _requests(rule, at)))
 
 
 def check_alerts(
@@ -128,40 +141,76 @@ def check_alerts(
 
     moment = _utc_naive(at)
     report = CheckReport(moment)
+    measures = _measure_rules(store, settings.alerts, moment)
+    st = schema.alert_state
+    with store.engine.connect() as conn:
+        known: dict[str, dict[str, Any]] = {}
+        for row in conn.execute(sa.select(st)):
+            known.setdefault(row.rule, {})[row.group_key] = row
+    writes: list[tuple[str, dict[str, Any]]] = []
     for rule in settings.alerts:
+        if rule.name not in measures:
+            continue  # it failed to measure (logged): its state stays as it was
         try:
-            results = _check_rule(store, settings, rule, moment, breaching_spans)
+            results, changes = _check_rule(
+                store, settings, rule, moment, measures[rule.name], known.get(rule.name, {}),
+                breaching_spans,
+            )  # fmt: skip
         except Exception:  # one broken rule must not stop the others
             log.exception("alert rule %r could not be checked", rule.name)
             continue
         report.results += results
+        writes += changes
+    if writes:
+        # Every transition of the check and the deliveries and hook runs it causes, at once.
+        with store.engine.begin() as conn:
+            _write_all(conn, writes)
     if deliver:
         report.delivered, report.failed = deliver_pending(store, settings)
         report.hooks = run_pending_hooks(store, settings)
     return report
 
 
-def _check_rule(store, settings: Settings, rule: AlertRule, at: datetime, examples) -> list:
-    measures = measure_rule(store, rule, at)
-    st = schema.alert_state
-    with store.engine.connect() as conn:
-        known = {
-            row.group_key: row for row in conn.execute(sa.select(st).where(st.c.rule == rule.name))
-        }
+def _measure_rules(
+    store, rules: Sequence[AlertRule], at: datetime
+) -> dict[str, dict[tuple, Measure]]:
+    """Every rule's measures, the rules that read the same rows sharing one query; a rule
+    whose query fails is measured alone, so it fails alone."""
+    wanted = {rule.name: _requests(rule, at) for rule in rules}
+    flat = [request for requests in wanted.values() for request in requests]
+    try:
+        found = measure_many(store, flat)
+    except Exception:
+        log.warning("the alert rules' shared queries failed; measuring each rule alone")
+        out = {}
+        for rule in rules:
+            try:
+                out[rule.name] = measure_rule(store, rule, at)
+            except Exception:
+                log.exception("alert rule %r could not be measured", rule.name)
+        return out
+    out, position = {}, 0
+    for rule in rules:
+        count = len(wanted[rule.name])
+        out[rule.name] = _rule_measures(rule, found[position : position + count])
+        position += count
+    return out
+
+
+def _check_rule(
+    store, settings: Settings, rule: AlertRule, at: datetime, measures, known, examples
+) -> tuple[list[RuleResult], list[tuple[str, dict[str, Any]]]]:
     by_key = {group_key(rule.group_by, key): (key, m) for key, m in measures.items()}
     results: list[RuleResult] = []
     writes: list[tuple[str, dict[str, Any]]] = []
     for key in sorted(set(by_key) | set(known)):
         values, found = by_key.get(key, (None, Measure(None, 0)))
-        previous = known.get(key)
-        result, changes = _next(settings, rule, key, values, found, previous, at, examples, store)
+        result, changes = _next(
+            settings, rule, key, values, found, known.get(key), at, examples, store
+        )
         results.append(result)
         writes += changes
-    if writes:
-        with store.engine.begin() as conn:  # a rule's transitions and their deliveries at once
-            for action, row in writes:
-                _write(conn, action, row)
-    return results
+    return results, writes
 
 
 def _next(settings, rule, key, values, found: Measure, previous, at, examples, store):
@@ -301,59 +350,31 @@ def _deliveries(settings, rule, event_id, transition, payload, at, previous) -> 
     return rows
 
 
-def _write(conn: sa.Connection, action: str, row: dict[str, Any]) -> None:
-    if action == "state":
-        st = schema.alert_state
-        conn.execute(
-            st.delete().where(st.c.rule == row["rule"], st.c.group_key == row["group_key"])
-        )
-        conn.execute(st.insert().values(**row))
-    elif action == "event":
-        conn.execute(schema.alert_events.insert().values(**row))
-    elif action == "resolve":
-        ev = schema.alert_events
-        conn.execute(
-            ev.update()
-            .where(ev.c.event_id == row["event_id"])
-            .values(state=RESOLVED, resolved_at=row["resolved_at"])
-        )
-    elif action == "delivery":
-        conn.execute(schema.alert_deliveries.insert().values(**row))
-    elif action == "hook":
-        now = datetime.now(UTC).replace(tzinfo=None)
-        conn.execute(
-            schema.alert_hook_runs.insert().values(
-                run_id=uuid.uuid4().hex, status="pending", created_at=now, **row
+def _write_all(conn: sa.Connection, writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Apply one check's writes: states replaced in bulk, the rest row by row (few)."""
+    st = schema.alert_state
+    states = [row for action, row in writes if action == "state"]
+    if states:
+        conn.execute(st.delete().where(st.c.rule.in_(sorted({row["rule"] for row in states}))))
+        conn.execute(st.insert(), states)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for action, row in writes:
+        if action == "event":
+            conn.execute(schema.alert_events.insert().values(**row))
+        elif action == "resolve":
+            ev = schema.alert_events
+            conn.execute(
+                ev.update()
+                .where(ev.c.event_id == row["event_id"])
+                .values(state=RESOLVED, resolved_at=row["resolved_at"])
             )
-        )
-    else:
-        raise AssertionError(action)
-
-
-def backfill(
-    store, settings: Settings, since: datetime, until: datetime, step: timedelta
-) -> list[RuleResult]:
-    """Check every rule at each ``step`` from ``since`` to ``until``, as if live; return the
-    transitions in time order (what would have been notified, and when)."""
-    changes: list[RuleResult] = []
-    moment = _utc_naive(since)
-    while moment <= _utc_naive(until):
-        report = check_alerts(store, settings, at=moment)
-        changes += [r for r in report.results if r.transition in ("firing", "resolved")]
-        moment += step
-    return changes
-
-
-def alerts_job(store, settings: Settings):
-    """The scheduled check: every ``[alerting] interval_s``, as of now.
-
-    Given to APScheduler by ``llmvigil evaluate --watch`` and the long-running process.
-    """
-
-    def job() -> CheckReport:
-        report = check_alerts(store, settings)
-        firing = [f"{r.rule} {r.group_key}".strip() for r in report.results if r.state == FIRING]
-        log.info("alerts: %s", ", ".join(firing) or "none firing")
-        return report
-
-    return job
+        elif action == "delivery":
+            conn.execute(schema.alert_deliveries.insert().values(**row))
+        elif action == "hook":
+            conn.execute(
+                schema.alert_hook_runs.insert().values(
+                    run_id=uuid.uuid4().hex, status="pending", created_at=now, **row
+                )
+            )
+        elif action != "state":
+            raise AssertionError(action)

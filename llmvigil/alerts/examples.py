@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmvigil.alerts.metrics import SPAN_COLUMNS, parse_metric
+from llmvigil.alerts.metrics import SPAN_COLUMNS, newest_version_query, parse_metric
 from llmvigil.config import AlertRule
 from llmvigil.storage import schema
 
@@ -39,8 +39,6 @@ def breaching_query(
     ``failed_only``: for a score rule, only the spans that failed the evaluator (what a
     retraining hook is handed).
     """
-    from llmvigil.alerts.metrics import _newest_version
-
     metric = parse_metric(rule.metric)
     s = schema.spans.c
     where = dict(rule.where)
@@ -58,7 +56,7 @@ def breaching_query(
                 *filters,
                 e.evaluator == metric.column,
                 e.score.is_not(None),
-                e.evaluator_version == _newest_version(str(metric.column)),
+                e.evaluator_version == newest_version_query(str(metric.column)),
             )
         )
         if metric.aggregate == "fail_rate" or failed_only:

@@ -115,6 +115,17 @@ def _aggregate(values: sa.ColumnElement[Any], aggregate: str) -> sa.ColumnElemen
     raise AssertionError(aggregate)
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One metric wanted over one window, grouped and filtered as its rule says."""
+
+    metric: Metric
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...] = ()
+    where: tuple[tuple[str, str], ...] = ()
+
+
 def measure(
     store,
     metric: Metric,
@@ -128,70 +139,141 @@ def measure(
     Groups are tuples of the ``group_by`` fields' values (``()`` with none). Model
     calls only (``kind = "llm"``) unless ``where`` names another ``kind``.
     """
-    where = dict(where or {})
-    if metric.source == "drift":
-        return _drift(store, metric, start, end, group_by, where)
+    request = Request(metric, start, end, tuple(group_by), tuple(sorted((where or {}).items())))
+    return measure_many(store, [request])[0]
+
+
+def measure_many(store, requests: Sequence[Request]) -> list[dict[tuple[str | None, ...], Measure]]:
+    """:func:`measure` for many requests: one aggregate query for all those that read the
+    same rows (same source, window, grouping and filter), each metric a column of it."""
+    out: list[dict[tuple[str | None, ...], Measure]] = [{} for _ in requests]
+    batches: dict[tuple, list[int]] = {}
+    for i, r in enumerate(requests):
+        if r.metric.source == "drift":
+            out[i] = _drift(store, r.metric, r.start, r.end, r.group_by, dict(r.where))
+        else:  # windows ending together share a scan of the widest, each its own FILTER
+            # Percentiles apart: DuckDB ran 30 percentiles and 50 other aggregates in 0.26 +
+            # 0.16 s as two queries, 0.6 s as one (1M spans, 6 h widest window).
+            ordered = r.metric.aggregate.startswith("p")
+            key = (r.metric.source, r.end, r.group_by, r.where, ordered)
+            batches.setdefault(key, []).append(i)
+    scored = [str(r.metric.column) for r in requests if r.metric.source == "scores"]
+    versions = newest_versions(store, scored)
+    for (source_name, end, group_by, where, _), members in batches.items():
+        query, names = _batch_query(
+            source_name,
+            [requests[i].start for i in members],
+            end,
+            group_by,
+            dict(where),
+            [requests[i].metric for i in members],
+            versions,
+        )
+        with store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
+            key = tuple(row[: len(group_by)])
+            for i, (value_name, count_name) in zip(members, names, strict=True):
+                count = int(getattr(row, count_name) or 0)
+                value = getattr(row, value_name)
+                if count:
+                    out[i][key] = Measure(None if value is None else float(value), count)
+    return out
+
+
+def _batch_query(
+    source_name: str,
+    starts: Sequence[datetime],
+    end: datetime,
+    group_by: Sequence[str],
+    where: dict[str, str],
+    metrics: Sequence[Metric],
+    versions: Mapping[str, str],
+) -> tuple[sa.Select[Any], list[tuple[str, str]]]:
     s = schema.spans.c
-    filters: list[sa.ColumnElement[bool]] = [s.start_time >= start, s.start_time < end]
+    widest = min(starts)
+    filters: list[sa.ColumnElement[bool]] = [s.start_time >= widest, s.start_time < end]
     filters.append(s.kind == where.pop("kind", "llm"))
     filters += [s[field] == value for field, value in where.items()]
     groups = [s[field] for field in group_by]
-    if metric.source == "spans":
-        source = schema.spans
-        value = _span_value(metric, s)
-        is_error = sa.case((s.status == "error", 1.0), else_=0.0)
-        if metric.aggregate == "errors":
-            value = sa.func.sum(is_error)
-        elif metric.aggregate == "error_rate":
-            value = sa.func.avg(is_error)
-        samples = (
-            sa.func.count(SPAN_COLUMNS[metric.column](s))
-            if metric.column is not None
-            else sa.func.count()
-        )
-    elif metric.source == "scores":
+    columns: list[sa.ColumnElement[Any]] = []
+    names: list[tuple[str, str]] = []
+    if source_name == "spans":
+        source: Any = schema.spans
+    elif source_name == "scores":
         e = schema.evaluations.c
         source = schema.spans.join(schema.evaluations, e.span_id == s.span_id)
-        filters += [
-            e.evaluator == metric.column,
-            e.score.is_not(None),  # not sampled, or not scorable: no verdict either way
-            e.evaluator_version == _newest_version(metric.column),
-        ]
+        evaluators = sorted({str(m.column) for m in metrics})
+        filters += [e.evaluator.in_(evaluators), e.score.is_not(None)]
+    else:
+        f = schema.feedback.c
+        source = schema.spans.join(schema.feedback, f.span_id == s.span_id)
+        filters.append(f.score.is_not(None))
+    for k, (metric, start) in enumerate(zip(metrics, starts, strict=True)):
+        inside = None if start == widest else s.start_time >= start
+        value, samples = _value_and_samples(metric, s, inside, versions.get(str(metric.column)))
+        columns += [value.label(f"v{k}"), samples.label(f"n{k}")]
+        names.append((f"v{k}", f"n{k}"))
+    query = sa.select(*groups, *columns).select_from(source).where(*filters)
+    return (query.group_by(*groups) if groups else query), names
+
+
+def _value_and_samples(
+    metric: Metric,
+    s: Any,
+    inside: sa.ColumnElement[bool] | None = None,
+    version: str | None = None,
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """The metric's aggregate and its sample count, over the rows ``inside`` holds for (a
+    score metric: the rows of its evaluator at ``version``)."""
+    mine = inside
+    if metric.source == "scores":
+        e = schema.evaluations.c
+        mine = (e.evaluator == metric.column) & (e.evaluator_version == (version or ""))
+        mine = mine if inside is None else mine & inside
+    only = (lambda f: f) if mine is None else (lambda f: f.filter(mine))
+    if metric.source == "spans":
+        is_error = sa.case((s.status == "error", 1.0), else_=0.0)
+        if metric.aggregate == "errors":
+            return only(sa.func.sum(is_error)), only(sa.func.count())
+        if metric.aggregate == "error_rate":
+            return only(sa.func.avg(is_error)), only(sa.func.count())
+        if metric.column is None:
+            return only(sa.func.count()), only(sa.func.count())
+        values = SPAN_COLUMNS[metric.column](s)
+        return only(_aggregate(values, metric.aggregate)), only(sa.func.count(values))
+    if metric.source == "scores":
+        e = schema.evaluations.c
         if metric.aggregate == "fail_rate":
             value = sa.func.avg(sa.case((e.passed.is_(False), 1.0), else_=0.0))
         else:
             value = _aggregate(e.score, metric.aggregate)
-        samples = sa.func.count(e.score)
-    else:  # feedback on the window's spans
-        f = schema.feedback.c
-        source = schema.spans.join(schema.feedback, f.span_id == s.span_id)
-        filters.append(f.score.is_not(None))
-        value = sa.func.avg(f.score) if metric.aggregate == "mean" else sa.func.count(f.score)
-        samples = sa.func.count(f.score)
+        return only(value), only(sa.func.count(e.score))
+    f = schema.feedback.c
+    value = sa.func.avg(f.score) if metric.aggregate == "mean" else sa.func.count(f.score)
+    return only(value), only(sa.func.count(f.score))
+
+
+def newest_versions(store, evaluators: Sequence[str]) -> dict[str, str]:
+    """The version of each evaluator that scored last (two versions score apart, so a rule
+    reads one): one grouped query for all of them."""
+    if not evaluators:
+        return {}
+    e = schema.evaluations.c
     query = (
-        sa.select(*groups, value.label("value"), samples.label("samples"))
-        .select_from(source)
-        .where(*filters)
+        sa.select(e.evaluator, e.evaluator_version, sa.func.max(e.evaluated_at).label("last"))
+        .where(e.evaluator.in_(sorted(set(evaluators))))
+        .group_by(e.evaluator, e.evaluator_version)
     )
-    if groups:
-        query = query.group_by(*groups)
-    out: dict[tuple[str | None, ...], Measure] = {}
+    latest: dict[str, tuple[datetime, str]] = {}
     with store.engine.connect() as conn:
         for row in conn.execute(query):
-            key = tuple(row[: len(groups)])
-            count = int(row.samples or 0)
-            value = row.value
-            out[key] = Measure(None if value is None or not count else float(value), count)
-    return out
+            if row.evaluator not in latest or row.last > latest[row.evaluator][0]:
+                latest[row.evaluator] = (row.last, row.evaluator_version)
+    return {name: version for name, (_, version) in latest.items()}
 
 
-def _span_value(metric: Metric, s: Any) -> sa.ColumnElement[Any]:
-    if metric.column is None:
-        return sa.func.count()
-    return _aggregate(SPAN_COLUMNS[metric.column](s), metric.aggregate)
-
-
-def _newest_version(evaluator: str) -> sa.ScalarSelect[Any]:
+def newest_version_query(evaluator: str) -> sa.ScalarSelect[Any]:
     """The version of ``evaluator`` that scored last: two versions score differently."""
     e = schema.evaluations.c
     return (

@@ -1,0 +1,70 @@
+"""The rules' shared queries give each rule what its own query gives, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from llmvigil.alerts.metrics import Request, measure, measure_many, parse_metric
+from llmvigil.storage.store import Store
+from tests.alerts.test_check import minute
+from tests.storage.spans_factory import make_span
+
+METRICS = [
+    "calls", "errors", "error_rate", "latency_ms.p95", "latency_ms.mean", "ttft_ms.p50",
+    "cost_usd.sum", "tokens.sum", "output_length.max", "relevance.mean", "relevance.p10",
+    "relevance.fail_rate", "toxicity.max", "feedback.mean", "feedback.count",
+]  # fmt: skip
+
+
+@pytest.fixture
+def store(store_url):
+    rng = random.Random(4)
+    with Store(store_url) as opened:
+        rows = []
+        for i in range(600):
+            moment = minute(rng.uniform(0, 60))
+            rows.append(
+                make_span(0, start_time=moment, end_time=moment,
+                          latency_ms=rng.lognormvariate(6.5, 0.5),
+                          ttft_ms=rng.uniform(50, 400) if i % 3 else None,
+                          model=rng.choice(["gpt-4o", "gpt-4o-mini"]),
+                          status="error" if rng.random() < 0.05 else "ok",
+                          output_text="x" * rng.randint(1, 300), cost_usd=rng.uniform(0, 0.01))
+            )  # fmt: skip
+        opened.append_spans(rows)
+        scores = []
+        for row in rows:
+            for name, version in (("relevance", "1"), ("relevance", "2"), ("toxicity", "2")):
+                value = rng.random()
+                scores.append({"span_id": row["span_id"], "evaluator": name,
+                               "evaluator_version": version, "score": value,
+                               "passed": value > 0.3, "method": "test"})  # fmt: skip
+        opened.write_evaluations(scores)
+        for row in rows[::7]:
+            opened.add_feedback(span_id=row["span_id"], name="thumbs", score=rng.choice([0, 1]))
+        yield opened
+
+
+def test_shared_queries_match_one_query_per_rule(store) -> None:
+    end = minute(60)
+    requests = [
+        Request(parse_metric(m), end - timedelta(minutes=w), end, group, ())
+        for m in METRICS
+        for w in (5, 20, 60)
+        for group in ((), ("model",))
+    ]
+    together = measure_many(store, requests)
+    for request, shared in zip(requests, together, strict=True):
+        alone = measure(store, request.metric, request.start, request.end, request.group_by)
+        assert shared.keys() == alone.keys(), request
+        for key in alone:
+            assert shared[key].samples == alone[key].samples, (request, key)
+            assert shared[key].value == pytest.approx(alone[key].value), (request, key)
+    calls = measure(store, parse_metric("calls"), minute(0), end)[()]
+    assert calls.value == 600 and calls.samples == 600
+    # Scores are read at the version that scored last: never both versions of relevance.
+    relevance = measure(store, parse_metric("relevance.mean"), minute(0), end)[()]
+    assert relevance.samples == 600
