@@ -200,3 +200,22 @@ def test_a_wrong_password_a_refused_connection_and_a_timeout_are_recorded_and_re
                 again = check_alerts(store, config, at=minute(11))
                 assert again.delivered == 3 and len(slack.requests) == 1
     assert len(mailbox.messages) == 1
+
+
+def test_an_apprise_channel_reaches_its_url(tmp_path) -> None:
+    """Apprise's json:// service posts to a real receiver on 127.0.0.1."""
+    with Receiver() as receiver:
+        config = Settings.model_validate(
+            {
+                "channels": {
+                    "many": {"type": "apprise", "urls": [f"json://127.0.0.1:{receiver.port}/hook"]}
+                },
+                "alerts": [{"name": "slow", "metric": "latency_ms.p95", "threshold": 1500,
+                            "channels": ["many"]}],
+            }
+        )  # fmt: skip
+        with _slow_store(tmp_path / "s.duckdb") as store:
+            assert check_alerts(store, config, at=minute(10)).delivered == 1
+    (request,) = receiver.requests
+    assert request["body"]["title"].startswith("FIRING slow")
+    assert "Example spans" in request["body"]["message"]
