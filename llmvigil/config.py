@@ -247,6 +247,10 @@ class DriftSettings(_Section):
         return value
 
 
+#: For sections with a key that is a Python keyword (``for``, ``from``): read by its alias.
+_ALIASED = ConfigDict(**_Section.model_config, populate_by_name=True)
+
+
 def _duration_or_zero(value: str) -> str:
     from llmvigil.storage.metrics import _span_seconds
 
@@ -280,13 +284,7 @@ class AlertRule(_Section):
         channels = ["team-slack"]
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        allow_inf_nan=False,
-        populate_by_name=True,
-    )
+    model_config = _ALIASED
 
     name: Text
     metric: Text
@@ -335,13 +333,7 @@ class ChannelSettings(_Section):
     ``password_env``, ``from``, ``to``) or ``apprise`` (``urls``).
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        allow_inf_nan=False,
-        populate_by_name=True,
-    )
+    model_config = _ALIASED
 
     type: Literal["log", "webhook", "slack", "email", "apprise"]
     url: Text | None = None

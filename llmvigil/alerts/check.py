@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -378,3 +378,32 @@ def _write_all(conn: sa.Connection, writes: Sequence[tuple[str, dict[str, Any]]]
             )
         elif action != "state":
             raise AssertionError(action)
+
+
+def backfill(
+    store, settings: Settings, since: datetime, until: datetime, step: timedelta
+) -> list[RuleResult]:
+    """Check every rule at each ``step`` from ``since`` to ``until``, as if live; return the
+    transitions in time order (what would have been notified, and when)."""
+    changes: list[RuleResult] = []
+    moment = _utc_naive(since)
+    while moment <= _utc_naive(until):
+        report = check_alerts(store, settings, at=moment)
+        changes += [r for r in report.results if r.transition in ("firing", "resolved")]
+        moment += step
+    return changes
+
+
+def alerts_job(store, settings: Settings) -> Callable[[], CheckReport]:
+    """The scheduled check: every ``[alerting] interval_s``, as of now.
+
+    Given to APScheduler by ``llmvigil evaluate --watch`` and the long-running process.
+    """
+
+    def job() -> CheckReport:
+        report = check_alerts(store, settings)
+        firing = [f"{r.rule} {r.group_key}".strip() for r in report.results if r.state == FIRING]
+        log.info("alerts: %s", ", ".join(firing) or "none firing")
+        return report
+
+    return job

@@ -64,45 +64,52 @@ def _send_all(settings: Settings, rows: list[Any]) -> list[tuple[Any, dict[str, 
         attempts = row.attempts + 1
         channel = settings.channels.get(row.channel)
         if channel is None:
-            results.append(
-                (row, {"status": "failed", "attempts": attempts,
-                       "last_error": f"channel {row.channel!r} is no longer configured"})
-            )  # fmt: skip
+            error = DeliveryError(f"channel {row.channel!r} is no longer configured")
+            results.append((row, {**_failed(settings, row, attempts, error), "status": "failed"}))
             continue
         if down is not None:
-            results.append((row, _retry(settings, row.attempts, down, count=False)))
+            results.append((row, _failed(settings, row, row.attempts, down, tried=False)))
             continue
         try:
             outcome = send(row.channel, channel, dict(row.payload), row.idempotency_key)
         except DeliveryError as exc:
             log.warning("alert delivery to %s failed (attempt %d): %s", row.channel, attempts, exc)
             down = exc
-            results.append((row, _retry(settings, attempts, exc)))
+            results.append((row, _failed(settings, row, attempts, exc)))
             continue
         except Exception as exc:  # a bug in a sender: record it like a failed attempt
             log.exception("alert delivery to %s failed", row.channel)
             down = DeliveryError(f"{type(exc).__name__}: {exc}")
-            results.append((row, _retry(settings, attempts, down)))
+            results.append((row, _failed(settings, row, attempts, down)))
             continue
+        entry = {"attempt": attempts, "at": _now().isoformat(), "ok": True,
+                 "status": outcome.status, "error": None}  # fmt: skip
         results.append(
             (row, {"status": "sent", "attempts": attempts, "sent_at": _now(),
-                   "response_status": outcome.status, "last_error": None})
+                   "response_status": outcome.status, "last_error": None,
+                   "attempt_log": [*(row.attempt_log or []), entry]})
         )  # fmt: skip
     return results
 
 
-def _retry(
-    settings: Settings, attempts: int, error: DeliveryError, count: bool = True
+def _failed(
+    settings: Settings, row: Any, attempts: int, error: DeliveryError, tried: bool = True
 ) -> dict[str, Any]:
+    """The update for a failed (or, ``tried=False``, skipped) attempt: when to try again."""
     base = settings.alerting.retry_base_s
     pause = min(base * 2 ** max(attempts - 1, 0), _MAX_BACKOFF_S)
     if error.retry_after is not None:
         pause = max(pause, min(error.retry_after, _MAX_BACKOFF_S))
-    final = count and attempts >= settings.alerting.max_attempts
-    return {
+    final = tried and attempts >= settings.alerting.max_attempts
+    update: dict[str, Any] = {
         "status": "failed" if final else "pending",
         "attempts": attempts,
-        "last_error": str(error)[:2000] if count else f"not tried: the channel failed ({error})",
+        "last_error": str(error)[:2000] if tried else f"not tried: the channel failed ({error})",
         "response_status": error.status,
         "next_attempt_at": _now() + timedelta(seconds=pause),
     }
+    if tried:
+        entry = {"attempt": attempts, "at": _now().isoformat(), "ok": False,
+                 "status": error.status, "error": str(error)[:500]}  # fmt: skip
+        update["attempt_log"] = [*(row.attempt_log or []), entry]
+    return update

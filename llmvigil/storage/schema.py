@@ -194,6 +194,8 @@ alert_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("response_status", sa.Integer),
+    # Every attempt: [{"attempt", "at", "ok", "status", "error"}].
+    sa.Column("attempt_log", JSON),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("sent_at", sa.DateTime),

@@ -176,3 +176,10 @@ def test_a_failing_channel_is_retried_with_backoff_and_honours_retry_after(store
     with store.engine.connect() as conn:
         (row,) = conn.execute(sa.select(schema.alert_deliveries)).all()
     assert row.status == "sent" and row.attempts == 3
+    log = row.attempt_log
+    assert [(a["attempt"], a["ok"], a["status"]) for a in log] == [
+        (1, False, 500),
+        (2, False, 429),
+        (3, True, 200),
+    ]
+    assert "HTTP 500" in log[0]["error"] and log[2]["error"] is None

@@ -104,3 +104,25 @@ def test_dataset_mode_writes_scores_and_prints_label_metrics(tmp_path) -> None:
     assert len(scored) == len(brevity) + 2
     assert all(isinstance(r["brevity"], float) and "details" in r for r in scored)
     assert scored[0]["id"] == json.loads(brevity[0])["id"]
+
+
+@pytest.mark.slow
+def test_watch_checks_the_alert_rules_too(tmp_path) -> None:
+    (tmp_path / "llmvigil.toml").write_text(
+        '[alerting]\ninterval_s = 1\n\n[channels.log]\ntype = "log"\n\n[[alerts]]\nname = "traffic"\nmetric = "calls"\n'
+        'window = "30d"\nop = ">"\nthreshold = 0\nchannels = ["log"]\n'
+    )
+    spool_spans(tmp_path / ".llmvigil" / "spool", 5, 0)
+    watch = cli("evaluate", "--watch", "--interval", "1", "--evaluators", "brevity", cwd=tmp_path)
+    seen: list[str] = []
+    try:
+        assert "alerts every 1 s" in watch.stdout.readline()
+        deadline = time.monotonic() + 60
+        for line in watch.stdout:
+            seen.append(line)
+            if "alert FIRING traffic" in line or time.monotonic() > deadline:
+                break
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=30)
+    assert any("alert FIRING traffic" in line for line in seen), "".join(seen)
