@@ -631,6 +631,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from llmvigil.server.owner import run_up
+
+    settings = _settings(args)
+    url = _store_url(args, settings)
+    _refuse_in_memory(url, "up")
+    run_up(
+        settings, url, args.host, args.port, insecure=args.insecure,
+        evaluate=not args.no_evaluate, announce=lambda line: print(line, flush=True),
+    )  # fmt: skip
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -784,6 +797,18 @@ def build_parser() -> argparse.ArgumentParser:
     from llmvigil.alerts.commands import add_commands
 
     add_commands(commands, store_help)
+
+    up = commands.add_parser("up", help="own the store: serve the API, run the scheduled jobs")
+    up.add_argument("--host", type=_text, help="address to listen on (default: [server] host)")
+    up.add_argument("--port", type=int, help="port (default: [server] port, 4319; 0: any free)")
+    up.add_argument("--store", type=_text, help=store_help)
+    up.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback address with no API key"
+    )
+    up.add_argument(
+        "--no-evaluate", action="store_true", help="ingest and alert only: no evaluators, drift"
+    )
+    up.set_defaults(run=cmd_up)
 
     demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
     demo.add_argument(

@@ -38,8 +38,11 @@ from llmvigil.storage.store import duckdb_database
 
 CONFIG_FILE = "llmvigil.toml"
 ENV_PREFIX = "LLMVIGIL_"
-# Variables with this prefix that are not settings: where the file is, and test plumbing.
-_ENV_NOT_SETTINGS = ("LLMVIGIL_CONFIG", "LLMVIGIL_TEST_")
+#: The default variable of the server's API keys (a secret, so not a setting in the file).
+API_KEYS_ENV = "LLMVIGIL_API_KEYS"
+# Variables with this prefix that are not settings: where the file is, the API keys, and
+# test plumbing.
+_ENV_NOT_SETTINGS = ("LLMVIGIL_CONFIG", API_KEYS_ENV, "LLMVIGIL_TEST_")
 
 
 def _not_blank(value: str) -> str:
@@ -411,6 +414,29 @@ class AlertingSettings(_Section):
     examples: int = Field(5, ge=0, le=50)
 
 
+class ServerSettings(_Section):
+    """``[server]``: the long-running owner, ``llmvigil up``."""
+
+    host: Text = "127.0.0.1"
+    port: int = Field(4319, ge=1, le=65_535)
+    #: The environment variable holding the API keys: KEY, ingest:KEY or read:KEY, comma-separated.
+    api_keys_env: Text = API_KEYS_ENV
+    max_body_bytes: int = Field(16 * 2**20, ge=1024, le=2**31)
+    max_batch_spans: int = Field(10_000, ge=1, le=1_000_000)
+    #: How often the spool folder is loaded into the store.
+    ingest_interval_s: float = Field(1.0, gt=0, le=3600)
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _not_a_setting_name(cls, value: str) -> str:
+        if value.startswith(ENV_PREFIX) and value != API_KEYS_ENV:
+            raise ValueError(
+                f"{value}: LLMVIGIL_* variables are settings; name another variable, or "
+                f"leave the default {API_KEYS_ENV}"
+            )
+        return value
+
+
 class JudgeSettings(_Section):
     """``[judge]``: an OpenAI-compatible endpoint for ragas; the key comes from the environment."""
 
@@ -431,6 +457,7 @@ class Settings(_Section):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     judge: JudgeSettings | None = None
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     alerts: list[AlertRule] = Field(default_factory=list)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     hooks: dict[str, HookSettings] = Field(default_factory=dict)
@@ -632,6 +659,7 @@ batch_size = 256
 interval_s = 60              # `llmvigil evaluate --watch` and `llmvigil up` run them this often
 # sampling = { relevance = 1.0, factuality = 0.25 }
 # detoxify_checkpoint = "/models/toxic_original.ckpt"   # use Detoxify instead of the built-in head
+# detoxify_model_type = "original"   # its kind: original, unbiased or multilingual
 embeddings_backend = "auto"  # auto: ONNX Runtime when installed (faster, same vectors), else torch
 # cache_dir = "~/.cache/llmvigil"   # where the ONNX export of the embedding model is kept
 
@@ -642,6 +670,9 @@ interval_s = 300             # `llmvigil evaluate --watch` and `llmvigil up` run
 # reference_since = "2026-11-01T00:00"
 # reference_until = "2026-11-08T00:00"
 kind = "llm"                 # span kind compared (model calls)
+# features = ["latency_ms", "ttft_ms", "input_length", "output_length", "prompt_tokens",
+#             "completion_tokens", "cost_usd", "error_rate", "model", "input_embedding",
+#             "output_embedding", "score.*"]   # what is compared (default: all)
 min_count = 30               # fewer values than this in either window: the feature is skipped
 # Evidently's tests: "auto" picks as Evidently does (K-S / chi-square / Z up to 1,000 rows,
 # Wasserstein / Jensen-Shannon above); embeddings: model (default), distance, ratio, mmd.
@@ -651,6 +682,37 @@ p_value_threshold = 0.01     # for p-value tests: about 12 features a run, so 0.
 embedding_sample = 2000      # spans per window whose prompt and response vectors are compared
 vector_share = 0.25          # share of spans whose vectors the evaluators keep for drift
 max_topics = 5               # new topics listed for a drifted embedding
+
+[alerting]
+interval_s = 60              # `evaluate --watch` and `llmvigil up` check the rules this often
+retry_base_s = 30            # a failed notification is retried after 30 s, 60 s, ... (at most 1 h)
+max_attempts = 8             # then it is given up (and recorded)
+export_dir = ".llmvigil/exports"   # where retraining hooks' span exports are written
+examples = 5                 # example spans in a notification
+
+# Alert rules: a metric over a window against a threshold (README: Alerts).
+# [[alerts]]
+# name = "slow-answers"
+# metric = "latency_ms.p95"
+# window = "10m"
+# op = ">"
+# threshold = 1500
+# min_samples = 20
+# for = "2m"
+# group_by = ["model"]
+# channels = ["team-slack"]
+#
+# [channels.team-slack]
+# type = "slack"
+# webhook_url_env = "SLACK_WEBHOOK_URL"
+
+[server]
+host = "127.0.0.1"           # `llmvigil up` listens here; beyond loopback it needs an API key
+port = 4319
+api_keys_env = "LLMVIGIL_API_KEYS"   # KEY, ingest:KEY or read:KEY, comma-separated
+max_body_bytes = 16777216    # a larger request body (gzip inflated) is refused with 413
+max_batch_spans = 10000      # so is a batch of more spans
+ingest_interval_s = 1.0      # the spool folder is loaded this often
 
 # An OpenAI-compatible endpoint for the optional LLM judge (ragas); scores are stored beside
 # the offline ones under their own method.

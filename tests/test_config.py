@@ -88,3 +88,17 @@ def test_prices_and_judge_sections(tmp_path) -> None:
     settings = load_settings(environ={})
     assert settings.prices["m"].output_per_mtok == 2
     assert settings.judge is not None and settings.judge.api_key_env == "OPENAI_API_KEY"
+
+
+def test_the_starter_file_names_every_key_of_every_section() -> None:
+    from llmvigil.config import ALERT_FIELDS  # noqa: F401 (the rules' fields are documented)
+
+    for name, field in Settings.model_fields.items():
+        section = field.annotation
+        fields = getattr(section, "model_fields", None)
+        if name in ("prices", "source", "alerts", "channels", "hooks", "judge") or not fields:
+            continue
+        assert f"[{name}]" in STARTER_TOML, name
+        for key, info in fields.items():
+            shown = info.alias or key
+            assert f"\n{shown} =" in STARTER_TOML or f"# {shown} =" in STARTER_TOML, (name, key)

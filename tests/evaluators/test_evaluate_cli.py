@@ -109,8 +109,9 @@ def test_dataset_mode_writes_scores_and_prints_label_metrics(tmp_path) -> None:
 @pytest.mark.slow
 def test_watch_checks_the_alert_rules_too(tmp_path) -> None:
     (tmp_path / "llmvigil.toml").write_text(
-        '[alerting]\ninterval_s = 1\n\n[channels.log]\ntype = "log"\n\n[[alerts]]\nname = "traffic"\nmetric = "calls"\n'
-        'window = "30d"\nop = ">"\nthreshold = 0\nchannels = ["log"]\n'
+        '[alerting]\ninterval_s = 1\n\n[channels.log]\ntype = "log"\n\n'
+        '[[alerts]]\nname = "traffic"\nmetric = "calls"\nwindow = "30d"\nop = ">"\n'
+        'threshold = 0\nchannels = ["log"]\n'
     )
     spool_spans(tmp_path / ".llmvigil" / "spool", 5, 0)
     watch = cli("evaluate", "--watch", "--interval", "1", "--evaluators", "brevity", cwd=tmp_path)

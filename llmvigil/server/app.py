@@ -1,0 +1,158 @@
+"""The owner's HTTP API (FastAPI): span and feedback ingest, health, readiness.
+
+``POST /v1/spans`` takes ``{"spans": [...]}`` (:class:`.spans_api.SpanIn`),
+optionally gzip-compressed. The batch is checked whole before anything is
+stored: a body over ``[server] max_body_bytes`` or a batch over
+``max_batch_spans`` is refused with 413, bad JSON with 400, a span with an
+unknown field or a value of the wrong type with 422 naming its index and
+field. Stored spans are idempotent by ``span_id``: sending a batch again
+stores nothing twice. The OpenAPI schema is served at ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from llmvigil.config import Settings
+from llmvigil.errors import IngestError, StoreError
+from llmvigil.server.auth import Keys
+from llmvigil.server.spans_api import SpanBatch, to_row
+
+
+class FeedbackIn(BaseModel):
+    """The body of ``POST /v1/feedback``: a user's verdict on a span or a trace."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    span_id: str | None = Field(None, max_length=64)
+    trace_id: str | None = Field(None, max_length=64)
+    name: str = Field("rating", min_length=1, max_length=64)
+    score: float | None = None
+    label: str | None = None
+    comment: str | None = None
+    source: str = Field("api", max_length=32)
+    author: str | None = None
+
+
+def _read_body(raw: bytes, encoding: str, limit: int) -> Any:
+    if len(raw) > limit:
+        raise HTTPException(413, f"the body is {len(raw):,} bytes, over max_body_bytes {limit:,}")
+    if encoding == "gzip":
+        # Read at most the limit: a small body that inflates past it is refused, not expanded.
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            raise HTTPException(400, f"the gzip body cannot be read: {exc}") from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise HTTPException(413, f"the body inflates past max_body_bytes {limit:,}")
+    elif encoding not in ("", "identity"):
+        raise HTTPException(415, f"Content-Encoding {encoding!r}: send gzip or no encoding")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(400, f"the body is not JSON: {exc}") from None
+
+
+def _where(error: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    if loc[:1] == ["spans"] and len(loc) >= 2:
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"spans[{loc[1]}]" + (f".{rest}" if rest else "")
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool]) -> FastAPI:
+    """The API over ``store``; ``ready`` says whether the scheduler runs (``/readyz``)."""
+    server = settings.server
+    app = FastAPI(
+        title="llmvigil",
+        summary="Span, OpenTelemetry and feedback ingest for llmvigil's store",
+        version="1",
+    )
+
+    def allow(request: Request, scope: str) -> None:
+        if not keys.configured:  # loopback with no key configured: open (see `up`)
+            return
+        header = request.headers.get("authorization", "")
+        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
+        scopes = keys.scopes(presented)
+        if not scopes:
+            raise HTTPException(401, "send an API key: Authorization: Bearer KEY")
+        if scope not in scopes:
+            raise HTTPException(
+                403, f"this key may not {scope}; it has {', '.join(sorted(scopes))}"
+            )
+
+    @app.get("/healthz", summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The store is writable and the scheduler runs")
+    def readyz() -> JSONResponse:
+        problems = []
+        try:
+            store.count_spans()
+        except StoreError as exc:
+            problems.append(f"store: {exc}")
+        if not ready():
+            problems.append("scheduler: not running")
+        body = {"status": "ready" if not problems else "not ready", "problems": problems}
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.post(
+        "/v1/spans",
+        summary="Store a batch of spans",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": SpanBatch.model_json_schema()}},
+            }
+        },
+        responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}},
+    )
+    async def post_spans(request: Request) -> dict[str, int]:
+        allow(request, "ingest")
+        raw = await request.body()
+        data = _read_body(raw, request.headers.get("content-encoding", ""), server.max_body_bytes)
+        listed = data.get("spans") if isinstance(data, dict) else None
+        if isinstance(listed, list) and len(listed) > server.max_batch_spans:
+            raise HTTPException(
+                413,
+                f"{len(listed):,} spans in one batch, over max_batch_spans "
+                f"{server.max_batch_spans:,}; send smaller batches",
+            )
+        try:
+            batch = SpanBatch.model_validate(data)
+        except ValidationError as exc:
+            problems = [f"{_where(e)}: {e['msg']}" for e in exc.errors()[:20]]
+            detail = {"message": "nothing was stored", "problems": problems}
+            raise HTTPException(422, detail) from None
+        rows = [to_row(span) for span in batch.spans]
+        try:  # off the event loop: the store's write blocks
+            inserted = await run_in_threadpool(store.append_spans, rows) if rows else 0
+        except IngestError as exc:
+            detail = {"message": "nothing was stored", "problems": [str(exc)]}
+            raise HTTPException(422, detail) from None
+        return {"received": len(rows), "stored": inserted, "duplicates": len(rows) - inserted}
+
+    @app.post("/v1/feedback", summary="Record a user's feedback on a span or trace")
+    def post_feedback(feedback: FeedbackIn, request: Request) -> dict[str, str]:
+        allow(request, "ingest")
+        if feedback.span_id is None and feedback.trace_id is None:
+            raise HTTPException(422, "feedback needs a span_id or a trace_id")
+        try:
+            feedback_id = store.add_feedback(**feedback.model_dump())
+        except (IngestError, ValueError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"feedback_id": feedback_id}
+
+    return app
