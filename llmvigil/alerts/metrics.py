@@ -268,8 +268,11 @@ def newest_versions(store, evaluators: Sequence[str]) -> dict[str, str]:
     latest: dict[str, tuple[datetime, str]] = {}
     with store.engine.connect() as conn:
         for row in conn.execute(query):
-            if row.evaluator not in latest or row.last > latest[row.evaluator][0]:
-                latest[row.evaluator] = (row.last, row.evaluator_version)
+            # Ties (one batch scored by two versions at once) go to the greater version, as
+            # in newest_version_query, so every query of a check reads the same one.
+            mark = (row.last, row.evaluator_version)
+            if row.evaluator not in latest or mark > latest[row.evaluator]:
+                latest[row.evaluator] = mark
     return {name: version for name, (_, version) in latest.items()}
 
 
@@ -279,7 +282,7 @@ def newest_version_query(evaluator: str) -> sa.ScalarSelect[Any]:
     return (
         sa.select(e.evaluator_version)
         .where(e.evaluator == evaluator)
-        .order_by(e.evaluated_at.desc())
+        .order_by(e.evaluated_at.desc(), e.evaluator_version.desc())
         .limit(1)
         .scalar_subquery()
     )

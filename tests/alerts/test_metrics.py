@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 
 import pytest
@@ -35,14 +36,17 @@ def store(store_url):
                           output_text="x" * rng.randint(1, 300), cost_usd=rng.uniform(0, 0.01))
             )  # fmt: skip
         opened.append_spans(rows)
-        scores = []
-        for row in rows:
-            for name, version in (("relevance", "1"), ("relevance", "2"), ("toxicity", "2")):
-                value = rng.random()
-                scores.append({"span_id": row["span_id"], "evaluator": name,
-                               "evaluator_version": version, "score": value,
-                               "passed": value > 0.3, "method": "test"})  # fmt: skip
-        opened.write_evaluations(scores)
+        # Version 1 of relevance first, then version 2 (and toxicity) in a later batch.
+        for versions in ((("relevance", "1"),), (("relevance", "2"), ("toxicity", "2"))):
+            scores = []
+            for row in rows:
+                for name, version in versions:
+                    value = rng.random() if version == "2" else 0.99
+                    scores.append({"span_id": row["span_id"], "evaluator": name,
+                                   "evaluator_version": version, "score": value,
+                                   "passed": value > 0.3, "method": "test"})  # fmt: skip
+            opened.write_evaluations(scores)
+            time.sleep(0.01)  # the second batch is scored later
         for row in rows[::7]:
             opened.add_feedback(span_id=row["span_id"], name="thumbs", score=rng.choice([0, 1]))
         yield opened
@@ -67,4 +71,4 @@ def test_shared_queries_match_one_query_per_rule(store) -> None:
     assert calls.value == 600 and calls.samples == 600
     # Scores are read at the version that scored last: never both versions of relevance.
     relevance = measure(store, parse_metric("relevance.mean"), minute(0), end)[()]
-    assert relevance.samples == 600
+    assert relevance.samples == 600 and relevance.value < 0.7  # version 1 scored 0.99
