@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from llmvigil.config import Settings
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.server.auth import Keys
-from llmvigil.server.spans_api import SpanBatch, to_row
+from llmvigil.server.spans_api import SpanBatch, SpanIn, to_row
 
 
 class FeedbackIn(BaseModel):
@@ -42,7 +42,8 @@ class FeedbackIn(BaseModel):
     author: str | None = None
 
 
-def _read_body(raw: bytes, encoding: str, limit: int) -> Any:
+def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """The request body, gunzipped if sent so; 413 past ``limit`` bytes either way."""
     if len(raw) > limit:
         raise HTTPException(413, f"the body is {len(raw):,} bytes, over max_body_bytes {limit:,}")
     if encoding == "gzip":
@@ -56,8 +57,12 @@ def _read_body(raw: bytes, encoding: str, limit: int) -> Any:
             raise HTTPException(413, f"the body inflates past max_body_bytes {limit:,}")
     elif encoding not in ("", "identity"):
         raise HTTPException(415, f"Content-Encoding {encoding!r}: send gzip or no encoding")
+    return raw
+
+
+def _read_body(raw: bytes, encoding: str, limit: int) -> Any:
     try:
-        return orjson.loads(raw)
+        return orjson.loads(_inflate(raw, encoding, limit))
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"the body is not JSON: {exc}") from None
 
@@ -143,6 +148,42 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
             detail = {"message": "nothing was stored", "problems": [str(exc)]}
             raise HTTPException(422, detail) from None
         return {"received": len(rows), "stored": inserted, "duplicates": len(rows) - inserted}
+
+    @app.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON), GenAI spans as llm spans",
+        responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}},
+    )
+    async def post_traces(request: Request) -> Response:
+        from llmvigil.server import otlp
+
+        allow(request, "ingest")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        raw = _inflate(
+            await request.body(), request.headers.get("content-encoding", ""), server.max_body_bytes
+        )
+        try:
+            export = otlp.decode(raw, content_type)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        spans = otlp.spans_of(export)
+        rows, problems = [], []
+        for index, span in enumerate(spans):
+            try:  # OTLP's partial success: the spans that cannot be read are rejected alone
+                rows.append(to_row(SpanIn.model_validate(span)))
+            except ValidationError as exc:
+                problems.append(f"span {index} ({span.get('span_id')}): {exc.errors()[0]['msg']}")
+        stored = len(rows)
+        if rows:
+            try:
+                await run_in_threadpool(store.append_spans, rows)
+            except IngestError as exc:
+                problems.append(str(exc))
+                stored = 0
+        body, media = otlp.encode_response(
+            len(spans) - stored, "; ".join(problems)[:2000], content_type
+        )
+        return Response(body, media_type=media)
 
     @app.post("/v1/feedback", summary="Record a user's feedback on a span or trace")
     def post_feedback(feedback: FeedbackIn, request: Request) -> dict[str, str]:
