@@ -51,13 +51,15 @@ def _export_with_the_sdk(url: str) -> dict[str, str]:
                 "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
                 "gen_ai.usage.prompt_tokens": 30, "gen_ai.usage.completion_tokens": 7,
                 "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Old question?",
-                "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Old answer.",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "Old answer.",
             })  # fmt: skip
             ids["old"] = format(old.get_span_context().span_id, "016x")
         with tracer.start_as_current_span("chat (events)") as evented:
             evented.set_attribute("gen_ai.request.model", "gpt-4o-mini")
             evented.add_event("gen_ai.user.message", {"content": "Event question?"})
-            evented.add_event("gen_ai.choice", {"message": json.dumps({"content": "Event answer."})})
+            choice = {"message": json.dumps({"content": "Event answer."})}
+            evented.add_event("gen_ai.choice", choice)
             ids["events"] = format(evented.get_span_context().span_id, "016x")
         with tracer.start_as_current_span("search docs") as search:
             search.set_attribute("db.system", "qdrant")
