@@ -93,8 +93,12 @@ class CollectorSettings(_Section):
 
     app: Text = "default"
     environment: Text = "production"
-    sink: Literal["spool", "direct"] = "spool"
+    sink: Literal["spool", "direct", "http"] = "spool"
     spool_dir: Text = ".llmvigil/spool"
+    #: With ``sink = "http"``: the running ``llmvigil up`` (``http://host:4319``), and the
+    #: environment variable holding its ingest key, if it needs one.
+    endpoint: Text | None = None
+    api_key_env: Text | None = None
     # Upper bounds: what a process can hold, and waits a thread can make (an hour at most).
     queue_size: int = Field(100_000, gt=0, le=10_000_000)
     batch_size: int = Field(2_000, gt=0, le=1_000_000)
@@ -107,6 +111,17 @@ class CollectorSettings(_Section):
     redact_ip: bool = True
     capture_input: bool = True
     capture_output: bool = True
+
+    @model_validator(mode="after")
+    def _http_needs_an_endpoint(self) -> CollectorSettings:
+        if self.sink == "http" and not self.endpoint:
+            raise ValueError(
+                'sink = "http" needs endpoint, the address of `llmvigil up` '
+                '(endpoint = "http://127.0.0.1:4319")'
+            )
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {self.endpoint!r} must start with http:// or https://")
+        return self
 
     @field_validator("redact_patterns")
     @classmethod
@@ -631,8 +646,11 @@ environment = "production"
 # spool: batches are written as segment files that `llmvigil ingest` (or `llmvigil up`)
 #        loads into the store; any number of app processes, no locks, nothing lost.
 # direct: this process writes into the store itself (scripts, notebooks, PostgreSQL).
+# http: batches are posted to a running `llmvigil up` at endpoint (spooled while it is down).
 sink = "spool"
 spool_dir = ".llmvigil/spool"
+# endpoint = "http://127.0.0.1:4319"   # with sink = "http"
+# api_key_env = "INGEST_API_KEY"   # the variable holding an ingest key, if up needs one
 queue_size = 100000          # spans held in memory; past this the oldest are dropped, counted
 batch_size = 2000            # spans per write
 flush_interval_s = 1.0       # the flush thread writes at least this often

@@ -314,7 +314,24 @@ class Redactor:
         found = _scanned(data, self.ip)
         if b"@" in data:
             found += _emails(data)
+        found = [_whole_characters(data, f) for f in found]
         return _without_overlaps(found) if len(found) > 1 else found
+
+
+def _whole_characters(data: bytes, piece: Found) -> Found:
+    """``piece`` widened to whole UTF-8 characters.
+
+    The patterns read bytes, and one that takes any byte above 0x7f (an
+    internationalised domain's last label) can stop inside a character; cut
+    there, the text no longer decodes. Widening covers the whole character,
+    which is then redacted with the rest.
+    """
+    start, end = piece.start, piece.end
+    while start > 0 and 0x80 <= data[start] <= 0xBF:
+        start -= 1
+    while end < len(data) and 0x80 <= data[end] <= 0xBF:
+        end += 1
+    return piece if (start, end) == (piece.start, piece.end) else Found(start, end, piece.kind)
 
 
 def _without_overlaps(found: list[Found]) -> list[Found]:

@@ -212,6 +212,12 @@ def _build_sinks(settings: Settings, store: Any) -> tuple[Any, Any]:
         return DirectSink(store, fallback=spool, owns_store=True), spool
     if settings.collector.sink == "direct":
         return DirectSink(settings.store.url, fallback=spool, owns_store=True), spool
+    if settings.collector.sink == "http":
+        from llmvigil.collector.sinks import HttpSink
+
+        variable = settings.collector.api_key_env
+        key = os.environ.get(variable) if variable else None
+        return HttpSink(str(settings.collector.endpoint), spool, api_key=key), spool
     return spool, spool
 
 
@@ -385,10 +391,16 @@ def _warm_up() -> None:
         _warmed.set()
 
 
+_warm_up_thread: threading.Thread | None = None
+
+
 def warm_up_in_background() -> None:
     """Start :func:`_warm_up` on a short-lived thread (the collector package calls it once)."""
+    global _warm_up_thread
+    thread = threading.Thread(target=_warm_up_quietly, name="llmvigil-warm-up", daemon=True)
     with contextlib.suppress(RuntimeError):  # interpreter shutting down: the flush thread does it
-        threading.Thread(target=_warm_up_quietly, name="llmvigil-warm-up", daemon=True).start()
+        thread.start()
+        _warm_up_thread = thread
 
 
 def _warm_up_quietly() -> None:
@@ -479,4 +491,10 @@ os.register_at_fork(
 
 @atexit.register
 def _flush_at_exit() -> None:
+    # A process that ends within moments of `import llmvigil` (a command that fails fast)
+    # would stop the warm-up thread inside a native import, which aborts the interpreter
+    # ("FATAL: exception not rethrown", exit status -6): let it finish first.
+    thread = _warm_up_thread
+    if thread is not None and thread.is_alive():
+        thread.join(_exit_timeout())
     _exit_flush()

@@ -1,4 +1,5 @@
-"""Where the flush thread writes batches: a store in this process, or the spool folder.
+"""Where the flush thread writes batches: a store in this process, the spool folder, or a
+running ``llmvigil up`` over HTTP.
 
 A sink writes one Arrow batch at a time and raises when it cannot; the runtime
 then keeps the batch and tries again. A :class:`DirectSink` whose store fails,
@@ -169,3 +170,126 @@ class DirectSink:
 
     def __repr__(self) -> str:
         return f"DirectSink({self.display_url!r})"
+
+
+#: The media type of a batch posted to ``llmvigil up``: an Arrow IPC stream.
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class HttpSink:
+    """Posts each batch to a running ``llmvigil up``; while it cannot, spools the batch.
+
+    A batch goes as an Arrow IPC stream to ``{endpoint}/v1/spans``. When the
+    server is down, refuses the connection, answers 5xx or 429, or times out,
+    the batch is written to the spool folder and the server is tried again
+    after :data:`RETRY_STORE_S` seconds; once it answers, the segments spooled
+    meanwhile are posted, oldest first. A 400, 413 or 422 says the batch itself
+    is bad: it is logged and moved aside (the spool's ``bad/`` folder), not
+    retried for ever. A 401 or 403 is a key to fix: the batch is spooled and
+    kept. The app's thread is never involved: this runs on the flush thread.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        fallback: SpoolSink,
+        api_key: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.fallback = fallback
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.spooled = 0
+        self._spooled_segments: list[Path] = []
+        self._failed_at: float | None = None
+
+    def write(self, table: pa.Table) -> None:
+        failed = self._failed_at
+        if failed is not None and time.monotonic() - failed < RETRY_STORE_S:
+            self._spool(table, "the server did not answer a moment ago")
+            return
+        outcome = self._post(table)
+        if outcome == "ok":
+            self._failed_at = None
+            self._replay()
+        elif outcome == "bad":
+            self._set_aside(table)
+        else:
+            self._failed_at = time.monotonic()
+            self._spool(table, outcome)
+
+    def _post(self, table: pa.Table) -> str:
+        """``ok``, ``bad`` (the server refuses this batch), or why it could not be sent."""
+        import urllib.error
+        import urllib.request
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        request = urllib.request.Request(
+            f"{self.endpoint}/v1/spans", data=sink.getvalue().to_pybytes(), method="POST"
+        )
+        request.add_header("Content-Type", ARROW_STREAM)
+        if self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                response.read()
+            return "ok"
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode("utf-8", "replace")
+            if exc.code in (400, 413, 415, 422):
+                log.error(
+                    "llmvigil: %s refused a batch of %d spans (HTTP %d: %s); it is set aside",
+                    self.endpoint, table.num_rows, exc.code, detail,
+                )  # fmt: skip
+                return "bad"
+            return f"HTTP {exc.code} from {self.endpoint}: {detail}"
+        except (urllib.error.URLError, OSError) as exc:
+            return f"{self.endpoint} cannot be reached ({getattr(exc, 'reason', exc)})"
+
+    def _spool(self, table: pa.Table, problem: str) -> None:
+        path = self.fallback.write(table)
+        self.spooled += table.num_rows
+        self._spooled_segments.append(path)
+        log.warning(
+            "llmvigil: %s; a batch of %d spooled to %s, sent once the server answers",
+            problem, table.num_rows, path,
+        )  # fmt: skip
+
+    def _set_aside(self, table: pa.Table) -> None:
+        from llmvigil.collector.spool import BAD_FOLDER
+
+        write_segment(self.fallback.folder / BAD_FOLDER, table)
+
+    def _replay(self) -> None:
+        from llmvigil.collector.spool import read_segment
+
+        while self._spooled_segments:
+            path = self._spooled_segments[0]
+            if path.exists():
+                try:
+                    table = read_segment(path)
+                except Exception as exc:  # someone else (an owner on this host) took it
+                    log.info("llmvigil: cannot read %s again (%s)", path, exc)
+                    self._spooled_segments.pop(0)
+                    continue
+                outcome = self._post(table)
+                if outcome not in ("ok", "bad"):
+                    self._failed_at = time.monotonic()
+                    return  # still down: later, in order
+                if outcome == "bad":
+                    self._set_aside(table)
+                path.unlink(missing_ok=True)
+            self._spooled_segments.pop(0)
+
+    def for_forked_child(self) -> HttpSink:
+        """The sink a forked child uses: its own, posting to the same server."""
+        return HttpSink(self.endpoint, self.fallback, self.api_key, self.timeout_s)
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"HttpSink({self.endpoint!r})"

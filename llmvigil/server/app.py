@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from llmvigil.collector.sinks import ARROW_STREAM
 from llmvigil.config import Settings
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.server.auth import Keys
@@ -127,7 +128,10 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
     async def post_spans(request: Request) -> dict[str, int]:
         allow(request, "ingest")
         raw = await request.body()
-        data = _read_body(raw, request.headers.get("content-encoding", ""), server.max_body_bytes)
+        encoding = request.headers.get("content-encoding", "")
+        if request.headers.get("content-type", "").startswith(ARROW_STREAM):
+            return await _arrow_batch(_inflate(raw, encoding, server.max_body_bytes))
+        data = _read_body(raw, encoding, server.max_body_bytes)
         listed = data.get("spans") if isinstance(data, dict) else None
         if isinstance(listed, list) and len(listed) > server.max_batch_spans:
             raise HTTPException(
@@ -148,6 +152,24 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
             detail = {"message": "nothing was stored", "problems": [str(exc)]}
             raise HTTPException(422, detail) from None
         return {"received": len(rows), "stored": inserted, "duplicates": len(rows) - inserted}
+
+    async def _arrow_batch(raw: bytes) -> dict[str, int]:
+        """The collector's own batches (the ``http`` sink): an Arrow IPC stream of its rows."""
+        import pyarrow as pa
+
+        try:
+            table = pa.ipc.open_stream(raw).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise HTTPException(400, f"the body is not an Arrow IPC stream: {exc}") from None
+        if table.num_rows > server.max_batch_spans:
+            raise HTTPException(413, f"{table.num_rows:,} spans, over max_batch_spans")
+        try:
+            inserted = await run_in_threadpool(store.append_spans, table)
+        except IngestError as exc:
+            detail = {"message": "nothing was stored", "problems": [str(exc)]}
+            raise HTTPException(422, detail) from None
+        total = table.num_rows
+        return {"received": total, "stored": inserted, "duplicates": total - inserted}
 
     @app.post(
         "/v1/traces",

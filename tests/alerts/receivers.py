@@ -53,7 +53,11 @@ class Receiver(LocalHTTPServer):
         if isinstance(answer, tuple) and answer[0] == "slow":
             time.sleep(answer[1])
             answer = 200
-        record = {"path": path, "headers": headers, "body": json.loads(body), "answer": answer}
+        try:
+            parsed: Any = json.loads(body)
+        except ValueError:  # not JSON (an Arrow batch): kept as bytes
+            parsed = body
+        record = {"path": path, "headers": headers, "body": parsed, "answer": answer}
         if self.secret is not None:
             stamp = headers.get("X-Llmvigil-Timestamp", "")
             expected = (

@@ -397,3 +397,13 @@ def test_redact_ip_false_in_the_config_file_keeps_addresses(tmp_path) -> None:
     finally:
         store.close()
     assert row["input_text"] == "from 203.0.113.42, mail [EMAIL]"
+
+
+def test_a_match_that_ends_inside_a_character_redacts_the_whole_character() -> None:
+    # Found by hypothesis: the domain's non-ASCII label stopped inside "ࠀ" (3 bytes in UTF-8),
+    # and the cut text no longer decoded.
+    from llmvigil.collector.redact import make_redactor
+
+    redact = make_redactor()
+    assert redact("0@0.\x80ࠀ0") == "[EMAIL]0"
+    assert redact("mail jo@例え.テスト, thanks") == "mail [EMAIL], thanks"

@@ -28,12 +28,12 @@ INGEST_KEY, READ_KEY = "ingest-key-0123456789", "read-key-0123456789ab"
 class Owner:
     """A running ``llmvigil up`` and what it said."""
 
-    def __init__(self, folder: Path, *extra: str, env: dict | None = None) -> None:
+    def __init__(self, folder: Path, *extra: str, env: dict | None = None, port: int = 0) -> None:
         self.folder = folder
         self.store = folder / "owned.duckdb"
         environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llmvigil.cli", "up", "--port", "0", "--no-evaluate",
+            [sys.executable, "-m", "llmvigil.cli", "up", "--port", str(port), "--no-evaluate",
              "--store", f"duckdb:///{self.store}", *extra],
             cwd=folder, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

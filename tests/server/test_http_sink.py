@@ -1,0 +1,112 @@
+"""The collector's ``http`` sink: batches posted to ``llmvigil up``, spooled while it is down and
+sent oldest first once it answers; a batch the server calls bad is set aside."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from llmvigil.collector.sinks import HttpSink, SpoolSink
+from llmvigil.storage.store import Store
+from tests.alerts.receivers import Receiver
+from tests.server.test_up import REPO, Owner
+from tests.storage.spans_factory import make_span
+
+APP = """
+import sys, time
+import llmvigil
+
+@llmvigil.observe(model="gpt-4o-mini")
+def answer(question: str) -> str:
+    return "Open Settings, then Security."
+
+first, wait, second = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+for i in range(first):
+    answer(f"question {i}")
+llmvigil.flush()
+time.sleep(wait)
+for i in range(second):
+    answer(f"later question {i}")
+llmvigil.flush()
+print("stats", llmvigil.stats())
+"""
+
+
+def _app(folder: Path, endpoint: str, first: int, wait: float = 0.0, second: int = 0):
+    folder.mkdir(exist_ok=True)
+    (folder / "llmvigil.toml").write_text(
+        f'[collector]\nsink = "http"\nendpoint = "{endpoint}"\napp = "remote-app"\n'
+    )
+    (folder / "app.py").write_text(textwrap.dedent(APP))
+    return subprocess.run(
+        [sys.executable, "app.py", str(first), str(wait), str(second)],
+        cwd=folder, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_an_app_on_the_http_sink_reports_to_the_owner(tmp_path) -> None:
+    (tmp_path / "owner").mkdir()
+    owner = Owner(tmp_path / "owner")
+    try:
+        done = _app(tmp_path / "app", owner.url, 200)
+        assert done.returncode == 0, done.stderr
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as store:
+        assert store.count_spans() == 200
+        assert {s["app"] for s in store.spans(limit=None)} == {"remote-app"}
+    assert not list((tmp_path / "app" / ".llmvigil" / "spool").glob("*.parquet"))
+
+
+def test_batches_wait_in_the_spool_while_the_owner_is_down(tmp_path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "owner").mkdir()
+    app_dir = tmp_path / "app"
+    spool = app_dir / ".llmvigil" / "spool"
+    # The app records 50 calls with the owner down, waits, and records 10 more.
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(done=_app(app_dir, f"http://127.0.0.1:{port}", 50, 7.0, 10))
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not list(spool.glob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(spool.glob("*.parquet")), "nothing was spooled while the owner was down"
+    owner = Owner(tmp_path / "owner", port=port)
+    try:
+        worker.join(timeout=120)
+        done = result["done"]
+        assert done.returncode == 0, done.stderr
+        assert "'dropped': 0" in done.stdout
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as store:
+        assert store.count_spans() == 60
+    assert not list(spool.glob("*.parquet"))  # replayed, then removed
+
+
+def test_a_batch_the_server_calls_bad_is_set_aside(tmp_path) -> None:
+    batch = pa.Table.from_pylist([{"span_id": make_span(0)["span_id"]}])
+    with Receiver() as receiver:
+        receiver.script = [422]
+        sink = HttpSink(f"http://127.0.0.1:{receiver.port}", SpoolSink(tmp_path / "spool"))
+        sink.write(batch)
+        assert receiver.requests[0]["headers"]["Content-Type"].startswith(
+            "application/vnd.apache.arrow.stream"
+        )
+        assert len(list((tmp_path / "spool" / "bad").glob("*.parquet"))) == 1
+        assert not list((tmp_path / "spool").glob("*.parquet"))
+        sink.write(batch)  # the next batch goes through
+        assert len(receiver.requests) == 2 and sink.spooled == 0
