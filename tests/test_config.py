@@ -60,7 +60,7 @@ def test_config_file_from_the_environment(tmp_path, monkeypatch) -> None:
         ("[collector]\nqueu_size = 5\n", {}, r"\[collector\] queu_size: unknown key"),
         ("[colector]\n", {}, r"colector: unknown key"),
         ("[collector]\nqueue_size = -1\n", {}, r"\[collector\] queue_size = -1: .*greater than 0"),
-        ("[collector]\nsink = 'kafka'\n", {}, r"\[collector\] sink = 'kafka'.*'spool' or 'direct'"),
+        ("[collector]\nsink = 'kafka'\n", {}, r"\[collector\] sink = 'kafka'.*'direct' or 'http'"),
         ("[store]\nurl = 'mysql://x'\n", {}, r"\[store\] url .*duckdb:///"),
         ("[collector]\nredact_patterns = ['(']\n", {}, r"not a valid regular expression"),
         ("[evaluators]\nsampling = {x = 2.0}\n", {}, r"rate for 'x' is 2.0"),
