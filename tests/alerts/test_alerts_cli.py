@@ -104,5 +104,17 @@ def test_export_writes_the_failed_spans_or_a_rule_s_breaching_spans(tmp_path) ->
     assert done.returncode == 0, done.stderr
     rows = slow.read_text().splitlines()
     assert rows[0].startswith("span_id,") and len(rows) == 1 + 40  # both models' 10 minutes
+    table_path = tmp_path / "bad.parquet"
+    done = run(
+        "export", "--since", "2026-12-01T08:00", "--until", "2026-12-01T10:00",
+        "--evaluator", "relevance", "--failed", "--format", "parquet",
+        "--output", str(table_path), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(table_path)
+    assert table.num_rows == 4 and {"span_id", "messages", "scores"} <= set(table.column_names)
+    assert json.loads(table["scores"][0].as_py())["relevance"]["passed"] is False
     bad = run("export", "--failed", "--output", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and "--failed needs --evaluator" in bad.stderr
