@@ -233,17 +233,13 @@ def _next(settings, rule, key, values, found: Measure, previous, at, examples, s
         elif was == PENDING and (at - since).total_seconds() >= seconds(rule.for_):
             state, transition = FIRING, "firing"
         elif was != PENDING:
-            since = at
             if seconds(rule.for_) == 0:
                 state, transition = FIRING, "firing"
             else:
                 state, transition = PENDING, "pending"
     else:
-        if was == FIRING:
-            state, transition = OK, "resolved"
-        elif was in (PENDING, NO_DATA, RESOLVED):
-            state = OK
-    if state != was and state in (OK, NO_DATA, PENDING) and transition != "resolved":
+        state, transition = OK, ("resolved" if was == FIRING else None)
+    if state != was:  # `since` is when the current state began (a firing's: when it fired)
         since = at
     if transition == "firing":
         event_id, notified = uuid.uuid4().hex, at
@@ -253,7 +249,7 @@ def _next(settings, rule, key, values, found: Measure, previous, at, examples, s
         payload = _payload(rule, key, group, transition, found, at, event_id, previous)
         if transition != "resolved" and settings.alerting.examples:
             payload["examples"] = examples(store, rule, group, at, settings.alerting.examples)
-        writes += _deliveries(settings, rule, event_id, transition, payload, at, previous)
+        writes += _deliveries(settings, rule, event_id, transition, payload, at)
         if transition == "resolved":
             writes.append(("resolve", {"event_id": event_id, "resolved_at": at}))
             event_id = None
@@ -320,7 +316,7 @@ def _payload(rule, key, group, transition, found, at, event_id, previous) -> dic
     }
 
 
-def _deliveries(settings, rule, event_id, transition, payload, at, previous) -> list:
+def _deliveries(settings, rule, event_id, transition, payload, at) -> list:
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = []
     for name in rule.channels:

@@ -131,6 +131,10 @@ def test_pending_until_the_condition_has_held_for_its_duration(store, receiver) 
     assert receiver.requests == []
     fired = check_alerts(store, config, at=minute(15))
     assert states(fired)["model=gpt-4o"] == ("firing", "firing") and len(receiver.requests) == 1
+    # A later notice says when it fired, not when it began pending.
+    check_alerts(store, settings(receiver, **{"for": "5m", "repeat": "5m"}), at=minute(21))
+    assert receiver.requests[-1]["body"]["repeat"] is True
+    assert receiver.requests[-1]["body"]["fired_at"] == minute(15).isoformat()
 
 
 def test_too_few_samples_give_no_data_and_keep_a_firing_alert(store, receiver) -> None:
