@@ -159,6 +159,8 @@ class _Run:
         self.filters = filters
         self.encoder = encoder
         self.rows: list[dict[str, Any]] = []
+        #: (prompt, response) by span id, for the topics of drifted embeddings.
+        self.texts: dict[str, tuple[str | None, str | None]] = {}
         self.ref_conditions = F.span_filters(
             windows.reference_start, windows.reference_end, filters
         )
@@ -293,7 +295,11 @@ class _Run:
         from llmvigil.evaluators.drift.topics import novel_topics
 
         position = 0 if half == "input" else 1
-        texts = span_texts(self.store, [*ref.span_ids, *cur.span_ids])
+        # Read once for both halves: each row holds the span's prompt and its response.
+        wanted = [i for i in (*ref.span_ids, *cur.span_ids) if i not in self.texts]
+        if wanted:
+            self.texts.update(span_texts(self.store, wanted))
+        texts = self.texts
         what = "prompts" if half == "input" else "responses"
         try:
             found = novel_topics(
