@@ -373,10 +373,13 @@ def _warm_up() -> None:
             import pyarrow.parquet as pq
 
             from llmvigil.collector import pipeline, sinks  # noqa: F401
+            from llmvigil.collector.spool import SEGMENT_CODEC
 
             # The first conversion imports pandas (pyarrow checks for Series) and the first
             # Parquet write loads its codecs: both happen here, not on the first batch.
-            pq.write_table(pa.table({"warm": pa.array(["up"])}), io.BytesIO(), compression="zstd")
+            pq.write_table(
+                pa.table({"warm": pa.array(["up"])}), io.BytesIO(), compression=SEGMENT_CODEC
+            )
             from llmvigil.collector.pricing import PriceBook
             from llmvigil.collector.redact import make_redactor
 
