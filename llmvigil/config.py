@@ -126,14 +126,21 @@ class CollectorSettings(_Section):
     @field_validator("redact_patterns")
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
-        import re
+        # RE2 only: its matching is linear in the text, so no pattern can stall the flush
+        # thread (Python's re can backtrack for ever, holding the GIL: the whole app stops).
+        import re2
 
-        for pattern in value:
+        options = re2.Options()
+        options.log_errors = False
+        for i, pattern in enumerate(value):
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                re2.compile(pattern, options)
+            except re2.error as exc:
                 raise ValueError(
-                    f"pattern {pattern!r} is not a valid regular expression: {exc}"
+                    f"redact_patterns[{i}] {pattern!r} is not a valid RE2 regular expression "
+                    f"({exc}); RE2 has no lookarounds or backreferences: match the text "
+                    "itself, e.g. 'ACCT-[0-9]{8}', or put the part to redact in a group, e.g. "
+                    "'ref ([A-Z0-9]+)' keeps 'ref '"
                 ) from None
         return value
 

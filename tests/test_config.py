@@ -62,7 +62,17 @@ def test_config_file_from_the_environment(tmp_path, monkeypatch) -> None:
         ("[collector]\nqueue_size = -1\n", {}, r"\[collector\] queue_size = -1: .*greater than 0"),
         ("[collector]\nsink = 'kafka'\n", {}, r"\[collector\] sink = 'kafka'.*'direct' or 'http'"),
         ("[store]\nurl = 'mysql://x'\n", {}, r"\[store\] url .*duckdb:///"),
-        ("[collector]\nredact_patterns = ['(']\n", {}, r"not a valid regular expression"),
+        (
+            "[collector]\nredact_patterns = ['(']\n",
+            {},
+            r"redact_patterns\[0\] '\(' is not a valid RE2",
+        ),
+        # Python's re could backtrack for ever on it, holding the GIL: the whole app would stop.
+        (
+            "[collector]\nredact_patterns = ['x', '(a+)+b(?=x)']\n",
+            {},
+            r"redact_patterns\[1\].*lookarounds",
+        ),
         ("[evaluators]\nsampling = {x = 2.0}\n", {}, r"rate for 'x' is 2.0"),
         ("", {"LLMVIGIL_COLLECTOR_QUEUE_SIZE": "lots"}, r"LLMVIGIL_COLLECTOR_QUEUE_SIZE"),
         ("", {"LLMVIGIL_NOPE": "1"}, r"LLMVIGIL_NOPE names no setting"),

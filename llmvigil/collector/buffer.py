@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +83,9 @@ class Buffer:
         self._deadline: float | None = None
         self._budget = 0.0
         self._seconds_per_record = _FIRST_GUESS_S
+        #: The batch the flush thread is processing: spilled by stop() if the thread never
+        #: finishes it (a lock a forked child inherited held, a hung import).
+        self._in_hand: list[tuple] | None = None
 
     # -- caller's side ------------------------------------------------------------
 
@@ -166,7 +171,9 @@ class Buffer:
             if spilling:
                 self._spill(batch)
             else:
+                self._in_hand = batch
                 self._process(batch)
+                self._in_hand = None
         if self.after_drain is not None:
             try:
                 self.after_drain()
@@ -291,11 +298,46 @@ class Buffer:
                 # The flush thread still finishes the batch in its hands (it is never abandoned
                 # inside native code at exit, which aborts the process), unless it hangs.
                 thread.join(max(timeout, 5.0))
+            if thread is not None and thread.is_alive():
+                done = self._spill_stuck(thread)
             self._log_dropped()
             return done
         finally:
             self._thread = None
             self._deadline = None
+
+    def _spill_stuck(self, thread: threading.Thread) -> bool:
+        """Spill the batch a flush thread that never finished holds, saying where it is stuck;
+        True if it was spilled.
+
+        Should it finish after all, the batch is stored twice, and the store keeps one
+        (spans are idempotent by id): a duplicate is recoverable, a lost batch is not.
+        """
+        batch = self._in_hand
+        frame = sys._current_frames().get(thread.ident or -1)
+        where = (
+            "; ".join(
+                f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_stack(frame)[-3:]
+            )
+            if frame is not None
+            else "unknown"
+        )
+        log.warning(
+            "llmvigil: the flush thread is stuck (at %s); spilling the %d spans it holds",
+            where,
+            len(batch or ()),
+        )
+        if batch:
+            self._in_hand = None
+            # On a thread of its own: what stopped the flush thread may stop this too (a value
+            # whose text never comes), and the exit must still end, saying what was lost.
+            spiller = threading.Thread(target=self._spill, args=(batch,), daemon=True)
+            spiller.start()
+            spiller.join(max(self._budget, 1.0))
+            if spiller.is_alive():
+                self._dropped += len(batch)
+                return False
+        return True
 
     def count_dropped(self, spans: int) -> None:
         """Count spans lost after leaving the queue (batches a failing sink could not take)."""

@@ -305,7 +305,7 @@ class Redactor:
 
     def _extras(self, text: str, placeholder: Callable[[str, str], str]) -> str:
         for pattern in self.extras:
-            text = pattern.sub(lambda m: placeholder("pattern", m.group(0)), text)
+            text = pattern.sub(lambda m: _replace_match(m, placeholder), text)
         return text
 
     def _found(self, data: bytes) -> list[Found]:
@@ -359,6 +359,19 @@ def _spliced(data: bytes, found: list[Found], placeholder: Callable[[str, str], 
     return _decode(b"".join(pieces))
 
 
+def _replace_match(match: re2._Match, placeholder: Callable[[str, str], str]) -> str:
+    """A match of one of your patterns, redacted: the whole match, or only its first group
+    when the pattern has one (RE2 has no lookbehind: ``ref ([A-Z0-9]+)`` keeps "ref ")."""
+    whole = match.group(0)
+    if match.re.groups == 0:
+        return placeholder("pattern", whole)
+    start, end = match.span(1)
+    if start < 0:  # the group took no part in this match
+        return whole
+    start, end = start - match.start(0), end - match.start(0)
+    return whole[:start] + placeholder("pattern", whole[start:end]) + whole[end:]
+
+
 def _placeholder(kind: str, piece: str) -> str:
     return PLACEHOLDERS[kind]
 
@@ -374,14 +387,18 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
-def _user_pattern(pattern: str) -> re.Pattern[str] | re2._Regexp:
-    """Your pattern in re2 (linear time) when re2 can express it, else in Python's ``re``."""
+def _user_pattern(pattern: str) -> re2._Regexp:
+    """Your pattern in RE2: linear time whatever the text (the settings refuse what RE2
+    cannot compile, see :class:`~llmvigil.config.CollectorSettings`)."""
+    options = re2.Options()
+    options.log_errors = False
     try:
-        options = re2.Options()
-        options.log_errors = False
         return re2.compile(pattern, options)
-    except re2.error:  # lookarounds, backreferences
-        return re.compile(pattern)
+    except re2.error as exc:
+        raise ValueError(
+            f"pattern {pattern!r} is not a valid RE2 regular expression ({exc}): no lookarounds "
+            "or backreferences; put the part to redact in a group instead"
+        ) from None
 
 
 def make_redactor(

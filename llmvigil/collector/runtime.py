@@ -425,8 +425,11 @@ def _exit_timeout() -> float:
 
 
 def _exit_flush() -> None:
-    with contextlib.suppress(Exception):  # the process is ending: say nothing more, raise nothing
+    try:
         shutdown(timeout=_exit_timeout())
+    except Exception:  # the process is ending: raise nothing, but say what may be lost
+        with contextlib.suppress(Exception):
+            log.exception("llmvigil: the exit flush failed; spans still queued may be lost")
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -146,3 +146,23 @@ def test_configure_rejects_bad_values_with_the_key_name() -> None:
         llmvigil.configure(queue_size=0)
     with pytest.raises(llmvigil.ConfigError, match="sink"):
         llmvigil.configure(sink="carrier-pigeon")
+
+
+def test_a_batch_the_flush_thread_never_finishes_is_spilled_at_stop(caplog) -> None:
+    from llmvigil.collector.buffer import Buffer
+
+    never = threading.Event()
+    spilled: list[tuple] = []
+    buffer = Buffer(lambda batch: never.wait(), spill=spilled.extend, interval_s=0.01)
+    buffer.push(("a",))
+    buffer.push(("b",))
+    deadline = time.monotonic() + 5
+    while buffer.stats()["queued"] and time.monotonic() < deadline:  # the thread took them
+        time.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="llmvigil"):
+        assert buffer.stop(timeout=0.2)
+    assert spilled == [("a",), ("b",)]
+    assert "flush thread is stuck" in caplog.text and "test_buffer_and_sinks.py" in caplog.text
+    stats = buffer.stats()
+    assert (stats["spilled"], stats["dropped"]) == (2, 0)
+    never.set()

@@ -365,3 +365,39 @@ def test_the_flush_thread_imports_nothing_on_its_first_batch(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "new modules []" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_flush_thread_stuck_at_exit_ends_the_exit_in_time_and_counts_the_loss(tmp_path) -> None:
+    # A lazy mapping whose items come from a server that never answers stops the flush thread
+    # inside the batch (as would a lock a forked child inherited held), and the raw spill too.
+    result = run(
+        tmp_path,
+        """
+        import threading
+        from collections.abc import Mapping
+
+        class Remote(Mapping):
+            def __getitem__(self, key):
+                threading.Event().wait()
+
+            def __iter__(self):
+                threading.Event().wait()
+                yield from ()
+
+            def __len__(self):
+                return 1
+
+        @llmvigil.observe(model="gpt-4o")
+        def ask(request):
+            return "ok"
+
+        llmvigil.configure(sink="spool", spool_dir=SPOOL, exit_timeout_s=1)
+        ask(Remote())
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "flush thread is stuck (at " in result.stderr, result.stderr
+    assert "__iter__" in result.stderr  # where it is stuck
+    assert "1 spans dropped" in result.stderr  # the loss is counted and said

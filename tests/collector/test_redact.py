@@ -177,10 +177,14 @@ def test_checksums() -> None:
 
 
 def test_your_patterns_still_work_with_and_without_pii() -> None:
-    redact = make_redactor([r"ACCT-\d{8}", r"(?<=ref )\w+"])  # re2 cannot do the lookbehind
+    # RE2 has no lookbehind: a group says which part of the match to redact.
+    redact = make_redactor([r"ACCT-\d{8}", r"ref (\w+)"])
     assert (
         redact("ACCT-12345678 and 555-867-5309, ref Z9") == "[REDACTED] and [PHONE], ref [REDACTED]"
     )
+    assert make_redactor([r"id=(\d+)|x"])("id=42 x") == "id=[REDACTED] x"  # group 1 not in "x"
+    with pytest.raises(ValueError, match="not a valid RE2"):
+        make_redactor([r"(?<=ref )\w+"])
     assert make_redactor([], pii=False) is None
     assert make_redactor(["x+"], pii=False)("a@b.co xx") == "a@b.co [REDACTED]"
 
