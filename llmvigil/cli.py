@@ -40,7 +40,11 @@ def _store_url(args: argparse.Namespace, settings: Settings) -> str:
 
 def _store(args: argparse.Namespace, settings: Settings, *, create: bool) -> Store:
     # Commands that only read pass create=False: a mistyped path is an error, not an empty store.
-    return Store(_store_url(args, settings), create=create)
+    from llmvigil.server.commands import borrowed_store
+
+    url = _store_url(args, settings)
+    # Run by `llmvigil up` for a command sent to it: its own open store, left open.
+    return borrowed_store(url) or Store(url, create=create)
 
 
 def _refuse_in_memory(url: str, what: str) -> None:
@@ -823,12 +827,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmvigil`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        from llmvigil.server.commands import forward_to_owner
+
+        # While `llmvigil up` holds a DuckDB store, no other process can open it: ask it.
+        forwarded = forward_to_owner(args, argv)
+        if forwarded is not None:
+            return forwarded
         return args.run(args)
     except LlmvigilError as exc:
         errors.print(f"error: {exc}")

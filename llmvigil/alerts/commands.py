@@ -100,7 +100,7 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.alerts:
-        console.print("no [[alerts]] rules in the settings; see the README's Alerts section")
+        console.print(Text("no [[alerts]] rules in the settings; see the README's Alerts section"))
         return 0
     with _store(args, settings, create=False) as store, store.engine.connect() as conn:
         states = conn.execute(sa.select(schema.alert_state)).all()

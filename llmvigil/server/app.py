@@ -25,7 +25,26 @@ from llmvigil.collector.sinks import ARROW_STREAM
 from llmvigil.config import Settings
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.server.auth import Keys
+from llmvigil.server.commands import command_needs, run_in_owner
 from llmvigil.server.spans_api import SpanBatch, SpanIn, to_row
+
+
+class CommandIn(BaseModel):
+    """The body of ``POST /v1/commands``: an llmvigil command's arguments, as on its command
+    line, and the width to print tables at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    argv: list[str] = Field(min_length=1, max_length=200)
+    width: int | None = Field(None, ge=20, le=1000)
+
+
+class CommandOut(BaseModel):
+    """What the command printed, and its exit status."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
 
 
 class FeedbackIn(BaseModel):
@@ -85,12 +104,15 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
         version="1",
     )
 
+    def presented(request: Request) -> frozenset[str]:
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else None
+        return keys.scopes(key)
+
     def allow(request: Request, scope: str) -> None:
         if not keys.configured:  # loopback with no key configured: open (see `up`)
             return
-        header = request.headers.get("authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
-        scopes = keys.scopes(presented)
+        scopes = presented(request)
         if not scopes:
             raise HTTPException(401, "send an API key: Authorization: Bearer KEY")
         if scope not in scopes:
@@ -206,6 +228,34 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
             len(spans) - stored, "; ".join(problems)[:2000], content_type
         )
         return Response(body, media_type=media)
+
+    @app.post(
+        "/v1/commands",
+        summary="Run an llmvigil command over the owned store",
+        description="What `llmvigil metrics`, `drift`, `alerts list` and the other store "
+        "commands send when this process owns their store. Reading commands need the read "
+        "scope, commands that change the store a key with every scope, `export` (it writes a "
+        "file on this machine) the owner's own token from its listen file.",
+        responses={401: {}, 403: {}, 422: {}},
+    )
+    def post_command(command: CommandIn, request: Request) -> CommandOut:
+        try:
+            name, needs = command_needs(command.argv)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        scopes = presented(request)
+        if not scopes and keys.configured:
+            raise HTTPException(401, "send an API key: Authorization: Bearer KEY")
+        if not keys.configured and "owner" not in needs:
+            scopes = scopes or frozenset({"read", "ingest"})
+        if not needs <= scopes:
+            raise HTTPException(
+                403,
+                f"{name} needs {' and '.join(sorted(needs))}; this key has "
+                f"{', '.join(sorted(scopes)) or 'nothing'}",
+            )
+        result = run_in_owner(store, command.argv, command.width)
+        return CommandOut(**vars(result))
 
     @app.post("/v1/feedback", summary="Record a user's feedback on a span or trace")
     def post_feedback(feedback: FeedbackIn, request: Request) -> dict[str, str]:

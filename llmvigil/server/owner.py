@@ -82,6 +82,7 @@ def run_up(
 
     from llmvigil.evaluators.schedule import add_interval_job
     from llmvigil.server.app import create_app
+    from llmvigil.server.commands import mark_owner
 
     host = host or settings.server.host
     port = settings.server.port if port is None else port
@@ -106,6 +107,7 @@ def run_up(
     sock.listen(2048)  # from here connections wait in the backlog until the server takes them
     address = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     with Store(url) as store:
+        mark_owner()
         entry = claim(where, address, store.display_url)
         keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
