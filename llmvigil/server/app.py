@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +28,7 @@ from llmvigil.config import Settings
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.server.auth import Keys
 from llmvigil.server.commands import command_needs, run_in_owner
+from llmvigil.server.prometheus import IngestCounters, make_registry
 from llmvigil.server.spans_api import SpanBatch, SpanIn, to_row
 
 
@@ -95,9 +98,17 @@ def _where(error: dict[str, Any]) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
 
-def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool]) -> FastAPI:
-    """The API over ``store``; ``ready`` says whether the scheduler runs (``/readyz``)."""
+def create_app(
+    store,
+    settings: Settings,
+    keys: Keys,
+    ready: Callable[[], bool],
+    metrics: tuple[CollectorRegistry, IngestCounters] | None = None,
+) -> FastAPI:
+    """The API over ``store``; ``ready`` says whether the scheduler runs (``/readyz``);
+    ``metrics`` is what ``/metrics`` serves (made here when not given)."""
     server = settings.server
+    registry, counted = metrics or make_registry(store, Path(settings.collector.spool_dir))
     app = FastAPI(
         title="llmvigil",
         summary="Span, OpenTelemetry and feedback ingest for llmvigil's store",
@@ -171,8 +182,10 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
         try:  # off the event loop: the store's write blocks
             inserted = await run_in_threadpool(store.append_spans, rows) if rows else 0
         except IngestError as exc:
+            counted.count("spans", refused=len(rows))
             detail = {"message": "nothing was stored", "problems": [str(exc)]}
             raise HTTPException(422, detail) from None
+        counted.count("spans", stored=inserted, duplicates=len(rows) - inserted)
         return {"received": len(rows), "stored": inserted, "duplicates": len(rows) - inserted}
 
     async def _arrow_batch(raw: bytes) -> dict[str, int]:
@@ -188,9 +201,11 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
         try:
             inserted = await run_in_threadpool(store.append_spans, table)
         except IngestError as exc:
+            counted.count("http_sink", refused=table.num_rows)
             detail = {"message": "nothing was stored", "problems": [str(exc)]}
             raise HTTPException(422, detail) from None
         total = table.num_rows
+        counted.count("http_sink", stored=inserted, duplicates=total - inserted)
         return {"received": total, "stored": inserted, "duplicates": total - inserted}
 
     @app.post(
@@ -220,14 +235,25 @@ def create_app(store, settings: Settings, keys: Keys, ready: Callable[[], bool])
         stored = len(rows)
         if rows:
             try:
-                await run_in_threadpool(store.append_spans, rows)
+                inserted = await run_in_threadpool(store.append_spans, rows)
+                counted.count("otlp", stored=inserted, duplicates=stored - inserted)
             except IngestError as exc:
                 problems.append(str(exc))
                 stored = 0
+        counted.count("otlp", refused=len(spans) - stored)
         body, media = otlp.encode_response(
             len(spans) - stored, "; ".join(problems)[:2000], content_type
         )
         return Response(body, media_type=media)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics: calls, errors, latency, tokens, cost, scores, drift, alerts",
+        response_class=PlainTextResponse,
+    )
+    def prometheus_metrics(request: Request) -> Response:
+        allow(request, "read")
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
         "/v1/commands",

@@ -21,6 +21,7 @@ from llmvigil.config import Settings
 from llmvigil.errors import ConfigError, StoreError
 from llmvigil.server.auth import load_keys
 from llmvigil.server.listen import claim, listen_path, release, running_owner
+from llmvigil.server.prometheus import IngestCounters, make_registry
 from llmvigil.storage.store import Store
 
 log = logging.getLogger("llmvigil.server")
@@ -35,7 +36,9 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _jobs(store: Store, settings: Settings, evaluate: bool) -> list[tuple[Callable, float, str]]:
+def _jobs(
+    store: Store, settings: Settings, evaluate: bool, counted: IngestCounters
+) -> list[tuple[Callable, float, str]]:
     from llmvigil.collector.spool import ingest_spool
     from llmvigil.evaluators.drift import drift_job
 
@@ -44,6 +47,12 @@ def _jobs(store: Store, settings: Settings, evaluate: bool) -> list[tuple[Callab
     def ingest() -> None:
         if spool.exists():
             report = ingest_spool(store, spool)
+            counted.count(
+                "spool",
+                stored=report.inserted,
+                duplicates=report.duplicates,
+                refused=report.bad_rows,
+            )
             if report.rows:
                 log.info("ingested %d spans from %s", report.rows, spool)
 
@@ -111,9 +120,10 @@ def run_up(
         entry = claim(where, address, store.display_url)
         keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
-        for job, interval, name in _jobs(store, settings, evaluate):
+        metrics = make_registry(store, Path(settings.collector.spool_dir))
+        for job, interval, name in _jobs(store, settings, evaluate, metrics[1]):
             add_interval_job(scheduler, job, interval, name)
-        app = create_app(store, settings, keys, ready=lambda: scheduler.running)
+        app = create_app(store, settings, keys, ready=lambda: scheduler.running, metrics=metrics)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         server = uvicorn.Server(config)
 

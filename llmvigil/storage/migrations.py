@@ -63,6 +63,16 @@ def _add_alert_tables(conn: sa.Connection) -> None:
     )
 
 
+def _index_arrival_times(conn: sa.Connection) -> None:
+    # PostgreSQL only (DuckDB's zone maps serve these range scans): /metrics reads what
+    # arrived since its last scrape, which without an index is a scan of every span.
+    if conn.dialect.name != "postgresql":
+        return
+    for index in (*schema.spans.indexes, *schema.evaluations.indexes):
+        if index.name in ("ix_spans_ingested_at", "ix_evaluations_evaluated_at"):
+            index.create(conn, checkfirst=True)
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -73,6 +83,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     ),
     (3, "DuckDB: FLOAT columns widened to DOUBLE", _widen_duckdb_floats),
     (4, "alerts: alert_state, alert_deliveries, alert_hook_runs", _add_alert_tables),
+    (5, "PostgreSQL: spans.ingested_at and evaluations.evaluated_at indexed", _index_arrival_times),
 ]
 LATEST = MIGRATIONS[-1][0]
 

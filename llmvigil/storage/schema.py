@@ -59,6 +59,8 @@ spans = sa.Table(
 )
 sa.Index("ix_spans_start_time", spans.c.start_time).ddl_if(**_PG_ONLY)
 sa.Index("ix_spans_trace_id", spans.c.trace_id).ddl_if(**_PG_ONLY)
+# What arrived since a moment (the Prometheus totals read only that at each scrape).
+sa.Index("ix_spans_ingested_at", spans.c.ingested_at).ddl_if(**_PG_ONLY)
 
 evaluations = sa.Table(
     "evaluations",
@@ -73,6 +75,8 @@ evaluations = sa.Table(
     sa.Column("details", JSON),
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
 )
+
+sa.Index("ix_evaluations_evaluated_at", evaluations.c.evaluated_at).ddl_if(**_PG_ONLY)
 
 feedback = sa.Table(
     "feedback",
