@@ -11,6 +11,7 @@ ingest`` loads any that are left).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -201,8 +202,11 @@ class HttpSink:
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.spooled = 0
-        self._spooled_segments: list[Path] = []
         self._failed_at: float | None = None
+        # Segments may wait in the spool from an earlier run that ended while the server was
+        # down: they are sent after the first batch that goes through.
+        self._replay_due = True
+        self._outage = False
 
     def write(self, table: pa.Table) -> None:
         failed = self._failed_at
@@ -219,7 +223,7 @@ class HttpSink:
             self._failed_at = time.monotonic()
             self._spool(table, outcome)
 
-    def _post(self, table: pa.Table) -> str:
+    def _post(self, table: pa.Table, timeout_s: float | None = None) -> str:
         """``ok``, ``bad`` (the server refuses this batch), or why it could not be sent."""
         import urllib.error
         import urllib.request
@@ -234,7 +238,7 @@ class HttpSink:
         if self.api_key:
             request.add_header("Authorization", f"Bearer {self.api_key}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as response:
                 response.read()
             return "ok"
         except urllib.error.HTTPError as exc:
@@ -250,46 +254,63 @@ class HttpSink:
             return f"{self.endpoint} cannot be reached ({getattr(exc, 'reason', exc)})"
 
     def _spool(self, table: pa.Table, problem: str) -> None:
-        path = self.fallback.write(table)
+        self.fallback.write(table)
         self.spooled += table.num_rows
-        self._spooled_segments.append(path)
-        log.warning(
-            "llmvigil: %s; a batch of %d spooled to %s, sent once the server answers",
-            problem, table.num_rows, path,
-        )  # fmt: skip
+        self._replay_due = True
+        if not self._outage:  # once per outage: an app sends a batch every second
+            self._outage = True
+            log.warning(
+                "llmvigil: %s; spooling batches to %s until it answers, then sending them, "
+                "oldest first",
+                problem, self.fallback.folder,
+            )  # fmt: skip
 
     def _set_aside(self, table: pa.Table) -> None:
         from llmvigil.collector.spool import BAD_FOLDER
 
         write_segment(self.fallback.folder / BAD_FOLDER, table)
 
-    def _replay(self) -> None:
-        from llmvigil.collector.spool import read_segment
+    def _replay(self, timeout_s: float | None = None) -> None:
+        """Send the segments waiting in the spool, oldest first, each removed once taken.
 
-        while self._spooled_segments:
-            path = self._spooled_segments[0]
-            if path.exists():
-                try:
-                    table = read_segment(path)
-                except Exception as exc:  # someone else (an owner on this host) took it
-                    log.info("llmvigil: cannot read %s again (%s)", path, exc)
-                    self._spooled_segments.pop(0)
-                    continue
-                outcome = self._post(table)
-                if outcome not in ("ok", "bad"):
-                    self._failed_at = time.monotonic()
-                    return  # still down: later, in order
-                if outcome == "bad":
-                    self._set_aside(table)
-                path.unlink(missing_ok=True)
-            self._spooled_segments.pop(0)
+        Every segment in the folder is sent, this process's or not (another run of the
+        app left it): processes sharing the folder may send one twice, which the server
+        stores once (spans are idempotent by id).
+        """
+        from llmvigil.collector.spool import read_segment, segments
+
+        if not self._replay_due:
+            return
+        sent = 0
+        for path in segments(self.fallback.folder):
+            try:
+                table = read_segment(path)
+            except Exception as exc:  # taken meanwhile (another process, an owner here)
+                log.debug("llmvigil: cannot read %s (%s)", path, exc)
+                continue
+            outcome = self._post(table, timeout_s)
+            if outcome not in ("ok", "bad"):
+                self._failed_at = time.monotonic()
+                return  # still down: later, in order
+            if outcome == "bad":
+                self._set_aside(table)
+            path.unlink(missing_ok=True)
+            sent += table.num_rows
+        self._replay_due = False
+        if self._outage or sent:
+            log.info("llmvigil: %s answers; sent %d spans from the spool", self.endpoint, sent)
+        self._outage = False
 
     def for_forked_child(self) -> HttpSink:
         """The sink a forked child uses: its own, posting to the same server."""
         return HttpSink(self.endpoint, self.fallback, self.api_key, self.timeout_s)
 
     def close(self) -> None:
-        pass
+        """At shutdown: send what waits in the spool if the server answers now (briefly: a
+        process ending must not hang on a server that does not answer)."""
+        if self._replay_due:
+            with contextlib.suppress(Exception):
+                self._replay(timeout_s=min(self.timeout_s, 2.0))
 
     def __repr__(self) -> str:
         return f"HttpSink({self.endpoint!r})"

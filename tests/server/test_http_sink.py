@@ -4,6 +4,7 @@ sent oldest first once it answers; a batch the server calls bad is set aside."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -110,3 +111,70 @@ def test_a_batch_the_server_calls_bad_is_set_aside(tmp_path) -> None:
         assert not list((tmp_path / "spool").glob("*.parquet"))
         sink.write(batch)  # the next batch goes through
         assert len(receiver.requests) == 2 and sink.spooled == 0
+
+
+STEADY_APP = """
+import sys, time
+import llmvigil
+
+@llmvigil.observe(model="gpt-4o-mini")
+def answer(question: str) -> str:
+    return "Open Settings, then Security."
+
+for i in range(int(sys.argv[1])):
+    answer(f"question {i}")
+    time.sleep(0.002)
+llmvigil.flush(timeout=60)
+print("stats", llmvigil.stats())
+"""
+
+
+def test_the_owner_killed_under_steady_ingest_loses_and_repeats_nothing(tmp_path) -> None:
+    # An app sends spans all along; the owner is killed (SIGKILL: no clean exit, DuckDB's
+    # WAL unfinished, a batch maybe stored but not answered) and started again meanwhile.
+    (tmp_path / "owner").mkdir()
+    owner = Owner(tmp_path / "owner")
+    port = owner.url.rsplit(":", 1)[1]
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "llmvigil.toml").write_text(
+        f'[collector]\nsink = "http"\nendpoint = "{owner.url}"\nflush_interval_s = 0.1\n'
+    )
+    (app_dir / "app.py").write_text(STEADY_APP)
+    calls = 2_500
+    app = subprocess.Popen(
+        [sys.executable, "app.py", str(calls)],
+        cwd=app_dir, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        owner.stop(signal.SIGKILL)
+        time.sleep(1.5)
+        owner = Owner(tmp_path / "owner", port=int(port))
+        out, err = app.communicate(timeout=180)
+        assert app.returncode == 0, err
+        assert "'dropped': 0" in out, out
+        spool = app_dir / ".llmvigil" / "spool"
+        deadline = time.monotonic() + 60  # what the app spooled while the owner was down
+        while list(spool.glob("*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if app.poll() is None:
+            app.kill()
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as store:
+        texts = [s["input_text"] for s in store.spans(limit=None)]
+    assert len(texts) == calls and len(set(texts)) == calls
+
+
+def test_segments_left_by_an_earlier_run_are_sent_after_the_first_batch(tmp_path) -> None:
+    spool = SpoolSink(tmp_path / "spool")
+    left = [pa.Table.from_pylist([{"span_id": make_span(i)["span_id"]}]) for i in range(2)]
+    for table in left:  # an earlier run ended while the server was down
+        spool.write(table)
+    with Receiver() as receiver:
+        sink = HttpSink(f"http://127.0.0.1:{receiver.port}", spool)
+        sink.write(pa.Table.from_pylist([{"span_id": make_span(9)["span_id"]}]))
+        assert len(receiver.requests) == 3
+        assert not list((tmp_path / "spool").glob("*.parquet"))
