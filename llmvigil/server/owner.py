@@ -143,6 +143,7 @@ def run_up(
         try:
             server.run(sockets=[sock])
         finally:
+            app.state.writer.close()
             scheduler.shutdown(wait=True)  # the jobs in hand finish before the store closes
             release(where, entry)
             sock.close()
