@@ -56,8 +56,8 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    span_id: str | None = Field(None, max_length=64)
-    trace_id: str | None = Field(None, max_length=64)
+    span_id: str | None = Field(None, min_length=1, max_length=64)
+    trace_id: str | None = Field(None, min_length=1, max_length=64)
     name: str = Field("rating", min_length=1, max_length=64)
     score: float | None = None
     label: str | None = None

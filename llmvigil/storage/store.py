@@ -746,10 +746,11 @@ class Store(DriftTables):
 
         Giving the same ``feedback_id`` twice stores it once.
         """
-        if span_id is None and trace_id is None:
-            raise StoreError("feedback needs a span_id or a trace_id to attach to")
+        # Bad input, not a failing store: IngestError, as for spans.
+        if not span_id and not trace_id:
+            raise IngestError("feedback needs a span_id or a trace_id to attach to")
         if score is None and label is None and comment is None:
-            raise StoreError("feedback needs a score, a label or a comment")
+            raise IngestError("feedback needs a score, a label or a comment")
         feedback_id = feedback_id or uuid.uuid4().hex
         self._insert_ignoring_duplicates(
             schema.feedback,

@@ -152,8 +152,10 @@ def test_feedback_is_stored_once_per_id(store: Store) -> None:
     store.add_feedback(span_id=row["span_id"], score=1.0, feedback_id=fid)
     (got,) = store.feedback(row["span_id"])
     assert got["comment"] == "good" and got["author"] == "ana"
-    with pytest.raises(StoreError, match="span_id or a trace_id"):
+    with pytest.raises(IngestError, match="span_id or a trace_id"):
         store.add_feedback(score=1.0)
+    with pytest.raises(IngestError, match="a score, a label or a comment"):
+        store.add_feedback(span_id=row["span_id"])
 
 
 def test_health_table_is_aggregated_per_grain(store: Store) -> None:
