@@ -17,7 +17,10 @@ are not fetched again.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -139,6 +142,8 @@ class Runner:
         self.kinds = list(kinds) if kinds else None
         #: Share of spans whose prompt and response vectors are kept for drift.
         self.vector_share = vector_share
+        #: This runner's name in the claims it takes on a PostgreSQL store (see run()).
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def wanted(self) -> list[tuple[str, str]]:
@@ -243,7 +248,15 @@ class Runner:
                 if max_spans is None
                 else min(self.batch_size, max_spans - report.spans)
             )
-            rows = store.spans_missing_evaluations(wanted, limit=limit, kinds=self.kinds)
+            # On PostgreSQL several workers may share the store: each claims its batch, so no
+            # span is scored twice. DuckDB has one process, and one runner in it at a time.
+            claiming = getattr(store, "backend", None) == "postgresql"
+            if claiming:
+                rows = store.claim_spans_missing_evaluations(
+                    wanted, self.worker, limit=limit, kinds=self.kinds
+                )
+            else:
+                rows = store.spans_missing_evaluations(wanted, limit=limit, kinds=self.kinds)
             if not rows:
                 break
             items = [item_of(r) for r in rows]
@@ -295,6 +308,8 @@ class Runner:
                     else:
                         report.scored[name] += 1
             store.write_evaluations(records)
+            if claiming:
+                store.release_claims(self.worker, [r["span_id"] for r in rows])
             self._keep_vectors(store, items)
             report.spans += len(rows)
             report.batches += 1

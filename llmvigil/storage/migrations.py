@@ -73,6 +73,10 @@ def _index_arrival_times(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _add_evaluation_leases(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.evaluation_leases], checkfirst=True)
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -84,6 +88,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (3, "DuckDB: FLOAT columns widened to DOUBLE", _widen_duckdb_floats),
     (4, "alerts: alert_state, alert_deliveries, alert_hook_runs", _add_alert_tables),
     (5, "PostgreSQL: spans.ingested_at and evaluations.evaluated_at indexed", _index_arrival_times),
+    (6, "evaluation_leases: spans claimed by an evaluate worker", _add_evaluation_leases),
 ]
 LATEST = MIGRATIONS[-1][0]
 

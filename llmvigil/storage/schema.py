@@ -125,6 +125,17 @@ drift_results = sa.Table(
 )
 sa.Index("ix_drift_results_computed_at", drift_results.c.computed_at).ddl_if(**_PG_ONLY)
 
+#: Spans an evaluate worker has claimed and is scoring (PostgreSQL, several workers): a claim
+#: keeps the others off them until it is released or ``leased_until`` passes (a worker that
+#: died), so each span is scored once.
+evaluation_leases = sa.Table(
+    "evaluation_leases",
+    metadata,
+    sa.Column("span_id", ID, primary_key=True),
+    sa.Column("worker", sa.Text, nullable=False),
+    sa.Column("leased_until", sa.DateTime, nullable=False),
+)
+
 #: Sentence vectors of a span's prompt and response, kept for a deterministic sample of spans
 #: so drift never embeds a window twice. Each vector is 384 int8 values (see
 #: llmvigil.evaluators.drift.sample): 768 bytes for both, where float32 would take 3 KB.

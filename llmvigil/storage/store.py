@@ -20,7 +20,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -608,11 +608,12 @@ class Store(DriftTables):
         wanted: Sequence[tuple[str, str]],
         limit: int = 256,
         kinds: Sequence[str] | None = None,
+        only: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` spans, oldest first, lacking a score from at least one of the
-        ``(evaluator, version)`` pairs in ``wanted``; each row's ``scored`` is the set of
-        those evaluators that did score it already."""
-        if not wanted:
+        ``(evaluator, version)`` pairs in ``wanted`` (among the ids ``only``, when given);
+        each row's ``scored`` is the set of those evaluators that did score it already."""
+        if not wanted or (only is not None and not only):
             return []
         s, e = schema.spans, schema.evaluations
         query = (
@@ -623,6 +624,8 @@ class Store(DriftTables):
             .order_by(s.c.start_time, s.c.span_id)
             .limit(limit)
         )
+        if only is not None:
+            query = query.where(s.c.span_id.in_(list(only)))
         rows = self._fetch(query)
         if not rows:
             return rows
@@ -639,6 +642,66 @@ class Store(DriftTables):
         for row in rows:
             row["scored"] = scored.get(row["span_id"], set())
         return rows
+
+    def claim_spans_missing_evaluations(
+        self,
+        wanted: Sequence[tuple[str, str]],
+        worker: str,
+        limit: int = 256,
+        kinds: Sequence[str] | None = None,
+        lease_s: float = 600.0,
+    ) -> list[dict[str, Any]]:
+        """PostgreSQL, several evaluate workers: :meth:`spans_missing_evaluations` for spans
+        no other worker holds, each claimed for ``worker`` until :meth:`release_claims`
+        (or for ``lease_s``: a worker that died lets go).
+
+        The candidates are locked ``FOR UPDATE SKIP LOCKED`` while the claims are written,
+        so two workers claiming at once take different spans; a claim meets another's
+        only where that one's lease has passed.
+        """
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        if not wanted:
+            return []
+        s, lease = schema.spans, schema.evaluation_leases
+        now = utc_now()
+        held = sa.exists().where(lease.c.span_id == s.c.span_id, lease.c.leased_until > now)
+        candidates = (
+            sa.select(s.c.span_id)
+            .where(*self._missing_filter(wanted, kinds), ~held)
+            .order_by(s.c.start_time, s.c.span_id)
+            .limit(limit)
+            .with_for_update(of=s, skip_locked=True)
+            .cte("candidates")
+        )
+        until = now + timedelta(seconds=lease_s)
+        claim = pg_insert(lease).from_select(
+            ["span_id", "worker", "leased_until"],
+            sa.select(candidates.c.span_id, sa.literal(worker), sa.literal(until)),
+        )
+        claim = claim.on_conflict_do_update(
+            index_elements=[lease.c.span_id],
+            set_={"worker": claim.excluded.worker, "leased_until": claim.excluded.leased_until},
+            where=lease.c.leased_until <= now,
+        ).returning(lease.c.span_id)
+        try:
+            with self.engine.begin() as conn:
+                claimed = list(conn.execute(claim).scalars())
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"could not claim spans on {self.display_url}: {exc}") from exc
+        return self.spans_missing_evaluations(wanted, len(claimed) or 1, kinds, only=claimed)
+
+    def release_claims(self, worker: str, span_ids: Sequence[str]) -> None:
+        """Let go of ``worker``'s claims on ``span_ids`` (scored, or given up)."""
+        if not span_ids:
+            return
+        lease = schema.evaluation_leases
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(lease).where(
+                    lease.c.worker == worker, lease.c.span_id.in_(list(span_ids))
+                )
+            )
 
     def count_spans_missing_evaluations(
         self, wanted: Sequence[tuple[str, str]], kinds: Sequence[str] | None = None
