@@ -643,7 +643,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     _refuse_in_memory(url, "up")
     run_up(
         settings, url, args.host, args.port, insecure=args.insecure,
-        evaluate=not args.no_evaluate, announce=lambda line: print(line, flush=True),
+        evaluate=not args.no_evaluate, role=args.role,
+        announce=lambda line: print(line, flush=True),
     )  # fmt: skip
     return 0
 
@@ -811,6 +812,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--no-evaluate", action="store_true", help="ingest and alert only: no evaluators, drift"
+    )
+    up.add_argument(
+        "--role",
+        choices=("all", "ingest", "evaluate", "scheduler"),
+        default="all",
+        help="PostgreSQL: run one part in this process (ingest: the API and the spool; "
+        "evaluate: scoring, shared with other evaluate processes; scheduler: drift, alerts)",
     )
     up.set_defaults(run=cmd_up)
 

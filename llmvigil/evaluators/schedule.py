@@ -16,6 +16,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
 log = logging.getLogger("llmvigil.schedule")
+# A run longer than its interval makes APScheduler warn at every skipped turn (each second for
+# the ingest job while it loads a backlog): that is the one-at-a-time rule working, not news.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def add_interval_job(

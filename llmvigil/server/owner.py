@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,8 +37,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
+#: What ``llmvigil up --role`` runs: ``all`` of it, or one part, on PostgreSQL.
+ROLES = ("all", "ingest", "evaluate", "scheduler")
+#: Jobs that must not run in two processes at once (see llmvigil.storage.locks).
+_ONE_AT_A_TIME = ("drift", "alerts", "retention")
+
+
 def _jobs(
-    store: Store, settings: Settings, evaluate: bool, counted: IngestCounters
+    store: Store, settings: Settings, evaluate: bool, counted: IngestCounters, role: str = "all"
 ) -> list[tuple[Callable, float, str]]:
     from llmvigil.collector.spool import ingest_spool
     from llmvigil.evaluators.drift import drift_job
@@ -56,18 +63,38 @@ def _jobs(
             if report.rows:
                 log.info("ingested %d spans from %s", report.rows, spool)
 
-    jobs = [(ingest, settings.server.ingest_interval_s, "ingest")]
-    if evaluate:
+    jobs = []
+    if role in ("all", "ingest"):
+        jobs.append((ingest, settings.server.ingest_interval_s, "ingest"))
+    if evaluate and role in ("all", "evaluate"):
         from llmvigil.evaluators.suite import runner_from_settings
 
         runner = runner_from_settings(settings, with_judge=settings.judge is not None)
+        # Several evaluate processes on PostgreSQL share the spans by claims (Runner.run).
         jobs.append((lambda: runner.run(store), settings.evaluators.interval_s, "evaluate"))
+    if evaluate and role in ("all", "scheduler"):
         jobs.append((drift_job(store, settings.drift), settings.drift.interval_s, "drift"))
-    if settings.alerts:
+    if settings.alerts and role in ("all", "scheduler"):
         from llmvigil.alerts.check import alerts_job
 
         jobs.append((alerts_job(store, settings), settings.alerting.interval_s, "alerts"))
-    return jobs
+    return [
+        (_one_at_a_time(store, job, name) if name in _ONE_AT_A_TIME else job, interval, name)
+        for job, interval, name in jobs
+    ]
+
+
+def _one_at_a_time(store: Store, job: Callable[[], object], name: str) -> Callable[[], None]:
+    from llmvigil.storage.locks import exclusive
+
+    def run() -> None:
+        with exclusive(store, name) as mine:
+            if mine:
+                job()
+            else:
+                log.debug("%s runs in another process this time", name)
+
+    return run
 
 
 def run_up(
@@ -78,9 +105,10 @@ def run_up(
     *,
     insecure: bool = False,
     evaluate: bool = True,
+    role: str = "all",
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Own the store and serve until SIGTERM or Ctrl-C."""
+    """Own the store and serve until SIGTERM or Ctrl-C (``role``: all of it, or one part)."""
     try:
         import uvicorn
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -93,39 +121,61 @@ def run_up(
     from llmvigil.server.app import create_app
     from llmvigil.server.commands import mark_owner
 
+    url = store_url or settings.store.url
+    duckdb = url.startswith("duckdb")
+    if role not in ROLES:
+        raise ConfigError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
+    if role != "all" and duckdb:
+        raise ConfigError(
+            f"--role {role} needs a PostgreSQL store: a DuckDB file belongs to one process, "
+            "so run `llmvigil up` (every role) over it, or point --store at PostgreSQL"
+        )
+    serves = role in ("all", "ingest")
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     keys = load_keys(settings.server.api_keys_env, None)
-    if not _loopback(host) and not keys.configured and not insecure:
+    if serves and not _loopback(host) and not keys.configured and not insecure:
         raise ConfigError(
             f"--host {host} listens beyond this machine and no API key is configured; set "
             f"${settings.server.api_keys_env} (KEY, ingest:KEY or read:KEY, comma-separated), "
             "or pass --insecure to serve without keys"
         )
-    url = store_url or settings.store.url
-    where = listen_path(settings, url)
-    current = running_owner(where)  # before opening: the store would only say it is locked
-    if current is not None:
+    # A DuckDB file has one owner, found by its listen file; PostgreSQL takes many processes.
+    where = listen_path(settings, url) if duckdb else None
+    current = running_owner(where) if where is not None else None
+    if current is not None:  # before opening: the store would only say it is locked
         raise StoreError(
             f"llmvigil up already runs for this store (pid {current.pid}, {current.url}); "
             "stop it first, or point this one at another store with --store"
         )
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))  # port 0: a free one; the listen file says which
-    sock.listen(2048)  # from here connections wait in the backlog until the server takes them
-    address = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
+    sock = None
+    if serves:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))  # port 0: a free one; the listen file says which
+        sock.listen(2048)  # from here connections wait in the backlog until the server takes them
     with Store(url) as store:
         mark_owner()
-        entry = claim(where, address, store.display_url)
-        keys = load_keys(settings.server.api_keys_env, entry.token)
+        address = None
+        entry = None
+        if sock is not None:
+            bound = sock.getsockname()[1]
+            address = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
+            if where is not None:
+                entry = claim(where, address, store.display_url)
+                keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
         metrics = make_registry(store, Path(settings.collector.spool_dir))
-        for job, interval, name in _jobs(store, settings, evaluate, metrics[1]):
+        for job, interval, name in _jobs(store, settings, evaluate, metrics[1], role):
             add_interval_job(scheduler, job, interval, name)
-        app = create_app(store, settings, keys, ready=lambda: scheduler.running, metrics=metrics)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        server = uvicorn.Server(config)
+        app = server = None
+        if sock is not None:
+            app = create_app(
+                store, settings, keys, ready=lambda: scheduler.running, metrics=metrics
+            )
+            config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+            server = uvicorn.Server(config)
+        stop = threading.Event()
 
         # uvicorn stops on SIGINT and SIGTERM, then raises the signal again to the handler
         # it found: with the default one, the process would die before the jobs finish and
@@ -133,20 +183,29 @@ def run_up(
         # stops the server too when a signal comes before uvicorn has set up its own.
         def stopping(signum: int, frame: object) -> None:
             log.info("llmvigil up: stopping (signal %d)", signum)
-            server.should_exit = True
+            stop.set()
+            if server is not None:
+                server.should_exit = True
 
         previous = {
             signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)
         }
         scheduler.start()
-        announce(f"llmvigil up: listening on {address}, owning {store.display_url}")
+        doing = f"listening on {address}" if address else f"role {role}, no HTTP API"
+        announce(f"llmvigil up: {doing}, owning {store.display_url}")
         try:
-            server.run(sockets=[sock])
+            if server is not None:
+                server.run(sockets=[sock])
+            else:
+                stop.wait()
         finally:
-            app.state.writer.close()
+            if app is not None:
+                app.state.writer.close()
             scheduler.shutdown(wait=True)  # the jobs in hand finish before the store closes
-            release(where, entry)
-            sock.close()
+            if entry is not None:
+                release(where, entry)
+            if sock is not None:
+                sock.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
     announce("llmvigil up: stopped")
