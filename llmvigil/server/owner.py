@@ -155,6 +155,7 @@ def run_up(
         sock.bind((host, port))  # port 0: a free one; the listen file says which
         sock.listen(2048)  # from here connections wait in the backlog until the server takes them
     with Store(url) as store:
+        store.prefer_steady_appends()
         mark_owner()
         address = None
         entry = None
