@@ -3,8 +3,9 @@
 On its own threads: the HTTP API (uvicorn), and APScheduler's jobs, one run of
 each at a time: the spool ingester every ``[server] ingest_interval_s``, the
 evaluators every ``[evaluators] interval_s``, drift every ``[drift]
-interval_s`` and the alert check every ``[alerting] interval_s``. SIGTERM and
-Ctrl-C stop taking requests, let the jobs in hand finish, then release the
+interval_s``, the alert check every ``[alerting] interval_s`` and retention
+every ``[retention] interval_s``. SIGTERM and Ctrl-C stop taking requests, let
+the jobs in hand finish (retention after its current batch), then release the
 listen file and close the store.
 """
 
@@ -58,6 +59,11 @@ def _jobs(store: Store, settings: Settings, evaluate: bool) -> list[tuple[Callab
         from llmvigil.alerts.check import alerts_job
 
         jobs.append((alerts_job(store, settings), settings.alerting.interval_s, "alerts"))
+    if settings.retention.configured:
+        from llmvigil.storage.retention import RetentionJob
+
+        retention = RetentionJob(store, settings.retention.policy(), log.info)
+        jobs.append((retention, settings.retention.interval_s, "retention"))
     return jobs
 
 
@@ -80,7 +86,7 @@ def run_up(
             f'llmvigil up needs its server packages ({exc}): pip install "llmvigil[server]"'
         ) from None
 
-    from llmvigil.evaluators.schedule import add_interval_job
+    from llmvigil.evaluators.schedule import add_interval_job, stop_jobs
     from llmvigil.server.app import create_app
     from llmvigil.server.commands import mark_owner
 
@@ -111,7 +117,8 @@ def run_up(
         entry = claim(where, address, store.display_url)
         keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
-        for job, interval, name in _jobs(store, settings, evaluate):
+        jobs = _jobs(store, settings, evaluate)
+        for job, interval, name in jobs:
             add_interval_job(scheduler, job, interval, name)
         app = create_app(store, settings, keys, ready=lambda: scheduler.running)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
@@ -133,6 +140,7 @@ def run_up(
         try:
             server.run(sockets=[sock])
         finally:
+            stop_jobs(jobs)  # a long retention run ends after its batch, not at its end
             scheduler.shutdown(wait=True)  # the jobs in hand finish before the store closes
             release(where, entry)
             sock.close()

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -103,11 +103,16 @@ class RetentionReport:
     seconds: float = 0.0
     #: True when the run was stopped before it deleted everything due.
     stopped: bool = False
+    #: Rows per table whose span was already gone (see :func:`_sweep_orphans`).
+    orphans: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
 
     @property
     def totals(self) -> dict[str, int]:
-        """Rows per table over every app."""
-        return {t: sum(counts.get(t, 0) for counts in self.deleted.values()) for t in TABLES}
+        """Rows per table over every app, with the orphans."""
+        return {
+            t: sum(counts.get(t, 0) for counts in self.deleted.values()) + self.orphans[t]
+            for t in TABLES
+        }
 
     def _add(self, app: str | None, counts: Mapping[str, int]) -> None:
         mine = self.deleted.setdefault(app, dict.fromkeys(TABLES, 0))
@@ -139,8 +144,11 @@ def run_retention(
     dry_run: bool = False,
     duck: duckdb.DuckDBPyConnection | None = None,
     stop: Callable[[], bool] | None = None,
+    orphans_since: datetime | None = None,
 ) -> RetentionReport:
-    """Delete (or with ``dry_run`` count) what ``policy`` says is past its age, as of ``now``.
+    """Delete (or with ``dry_run`` count) what ``policy`` says is past its age, as of ``now``,
+    then the evaluations and vectors written since ``orphans_since`` (None: ever) for spans
+    already gone.
 
     ``duck`` is the store's DuckDB connection, when it has one. ``stop`` is asked between
     batches; when it says True the run ends there (the next one continues).
@@ -163,6 +171,8 @@ def run_retention(
         if not _delete_app(engine, duck, app, cutoff, policy.batch_size, report, stop):
             report.stopped = True
             break
+    if not report.stopped:
+        _sweep_orphans(engine, duck, orphans_since, policy.batch_size, report, stop, dry_run)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -192,6 +202,48 @@ def _delete_app(
         # run's feet (another process deleted them). Either way this app is done.
         if selected < batch_size or counts["spans"] == 0:
             return True
+
+
+#: Tables only the evaluators write, for spans they read from the store, and the column each
+#: stamps when the row is written.
+_SCORED = ((schema.evaluations, "evaluated_at"), (schema.span_vectors, "created_at"))
+
+
+def _sweep_orphans(
+    engine: sa.Engine,
+    duck: duckdb.DuckDBPyConnection | None,
+    since: datetime | None,
+    batch_size: int,
+    report: RetentionReport,
+    stop: Callable[[], bool] | None,
+    dry_run: bool,
+) -> None:
+    """Delete the evaluations and vectors written since ``since`` whose span is gone.
+
+    An evaluator that read a span just before a batch deleted it writes its scores after
+    (in ``llmvigil up`` both jobs start together, oldest spans first): rows no later run
+    would find, their span being gone. They are stamped when written, so a run that sweeps
+    what was written since the previous run began finds them all. Feedback is not swept:
+    it may come before its span does.
+    """
+    s = schema.spans
+    for table, stamp in _SCORED:
+        orphan = [~sa.exists().where(s.c.span_id == table.c.span_id)]
+        if since is not None:
+            orphan.append(table.c[stamp] >= since)
+        if dry_run:
+            with engine.connect() as conn:
+                count = sa.select(sa.func.count()).select_from(table).where(*orphan)
+                report.orphans[table.name] += _scalar(conn, count)
+            continue
+        while not (stop is not None and stop()):
+            with engine.begin() as conn:
+                query = sa.select(table.c.span_id).where(*orphan).distinct().limit(batch_size)
+                ids = [row[0] for row in conn.execute(query)]
+                deleted = _delete_ids(conn, duck, table.c.span_id, ids) if ids else 0
+            report.orphans[table.name] += deleted
+            if len(ids) < batch_size or not deleted:
+                break
 
 
 def _delete_batch(
@@ -375,9 +427,17 @@ class RetentionJob:
         self.policy = policy
         self.log = log
         self._stopping = threading.Event()
+        # Orphans are looked for among the rows written since the last whole run began;
+        # the first run of a process looks at all of them.
+        self._swept_since: datetime | None = None
 
     def __call__(self) -> RetentionReport:
-        report = self.store.delete_expired(self.policy, stop=self._stopping.is_set)
+        started = datetime.now(UTC).replace(tzinfo=None)
+        report = self.store.delete_expired(
+            self.policy, stop=self._stopping.is_set, orphans_since=self._swept_since
+        )
+        if not report.stopped:
+            self._swept_since = started
         if any(report.totals.values()):
             self.log(describe(report))
         return report
@@ -394,9 +454,11 @@ def describe(report: RetentionReport) -> str:
     apps = ", ".join(
         f"{app or '(no app)'} {counts['spans']}" for app, counts in report.deleted.items()
     )
+    orphans = report.orphans["evaluations"] + report.orphans["span_vectors"]
     return (
-        f"retention {verb} {totals['spans']} spans ({apps}), {totals['evaluations']} "
-        f"evaluations, {totals['span_vectors']} vectors, {totals['feedback']} feedback in "
-        f"{report.batches} batches, {report.seconds:.1f} s"
+        f"retention {verb} {totals['spans']} spans ({apps or 'none'}), "
+        f"{totals['evaluations']} evaluations, {totals['span_vectors']} vectors, "
+        f"{totals['feedback']} feedback in {report.batches} batches, {report.seconds:.1f} s"
+        + (f"; {orphans} of those rows were of spans already gone" if orphans else "")
         + ("; stopped before the end" if report.stopped else "")
     )

@@ -791,21 +791,25 @@ class Store(DriftTables):
         dry_run: bool = False,
         now: datetime | None = None,
         stop: Callable[[], bool] | None = None,
+        orphans_since: datetime | None = None,
     ) -> RetentionReport:
         """Delete the spans ``policy`` says are past their age, with their evaluations, vectors
         and feedback, in transactions of ``policy.batch_size`` spans; return what went.
 
         ``dry_run`` counts the same rows and deletes nothing. Ages are measured from ``now``
         (default: the current UTC time). ``stop`` is asked between batches: True ends the run
-        there. Raises :class:`StoreError` if the store fails; the batches committed before
-        stay deleted, and the next run goes on from there.
+        there. Evaluations and vectors written since ``orphans_since`` (default: ever) whose
+        span is gone go too: an evaluator that read a span as it was deleted writes them.
+        Raises :class:`StoreError` if the store fails; the batches committed before stay
+        deleted, and the next run goes on from there.
         """
         moment = utc_naive(now) or utc_now()
         try:
             with self._retention_lock:
                 return run_retention(
-                    self.engine, policy, now=moment, dry_run=dry_run, duck=self._duck, stop=stop
-                )
+                    self.engine, policy, now=moment, dry_run=dry_run, duck=self._duck,
+                    stop=stop, orphans_since=utc_naive(orphans_since),
+                )  # fmt: skip
         except Exception as exc:
             if isinstance(exc, sa.exc.SQLAlchemyError) or type(exc).__module__.startswith(
                 ("duckdb", "_duckdb", "psycopg")

@@ -8,13 +8,19 @@ import itertools
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from llmvigil.storage import Store, schema
-from llmvigil.storage.retention import TABLES, RetentionPolicy, RetentionReport
+from llmvigil.storage.retention import (
+    TABLES,
+    RetentionJob,
+    RetentionPolicy,
+    RetentionReport,
+    describe,
+)
 from tests.storage.spans_factory import make_span
 
 NOW = datetime(2026, 12, 1, 12, 0)
@@ -133,7 +139,9 @@ def test_batches_are_bounded_and_each_is_committed(store: Store) -> None:
     report = store.delete_expired(RetentionPolicy(spans_days=7, batch_size=7), now=NOW, stop=stop)
     assert report.totals["spans"] == 50 and report.batches == 8
     steps = [a - b for a, b in itertools.pairwise(seen)]
-    assert seen[0] == 51 and steps == [7] * 7 and store.count_spans() == 1
+    # (Asked again by the sweep for scores of deleted spans, when nothing is left to delete.)
+    assert seen[0] == 51 and steps[:8] == [*[7] * 7, 1] and max(steps) == 7
+    assert store.count_spans() == 1
     assert_whole(store, rows[-1:])
 
 
@@ -242,3 +250,46 @@ def test_the_report_adds_up_per_table() -> None:
     report._add("a", {"spans": 2, "evaluations": 4})
     report._add(None, {"spans": 1, "feedback": 1})
     assert report.totals == {"spans": 3, "evaluations": 4, "span_vectors": 0, "feedback": 1}
+
+
+def test_the_job_logs_what_it_deleted_and_a_stopped_job_deletes_nothing(store: Store) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    aged = lambda days: make_span(app="a", start_time=now - timedelta(days=days))  # noqa: E731
+    fill(store, [aged(20), aged(1)])
+    said: list[str] = []
+    job = RetentionJob(store, RetentionPolicy(spans_days=7), said.append)
+    report = job()
+    assert report.totals["spans"] == 1 and said == [describe(report)]
+    assert said[0].startswith("retention deleted 1 spans (a 1), 2 evaluations, 1 vectors")
+    assert job().totals["spans"] == 0 and len(said) == 1  # nothing deleted: nothing said
+    fill(store, [aged(30)])
+    job.stop()
+    assert job().stopped and store.count_spans() == 2
+
+
+def test_scores_written_for_a_span_already_deleted_go_at_the_next_run(store: Store) -> None:
+    rows = fill(store, [span("a", 20, 0), span("a", 1, 1)])
+    policy = RetentionPolicy(spans_days=7)
+    first = store.delete_expired(policy, now=NOW)
+    assert first.totals["spans"] == 1 and first.orphans == dict.fromkeys(TABLES, 0)
+    # An evaluator read the old span before the batch deleted it, and writes after.
+    late = datetime.now(UTC).replace(tzinfo=None)
+    gone = rows[0]["span_id"]
+    store.write_evaluations(
+        [{"span_id": gone, "evaluator": "relevance", "evaluator_version": "2", "method": "t"}]
+    )
+    store.write_vectors([{"span_id": gone, "model": "m", "output_vector": b"\x02"}])
+    store.add_feedback(span_id="not-stored-yet", score=1.0)  # feedback may precede its span
+    # Looking only at rows written after it: not found.
+    later = store.delete_expired(policy, now=NOW, orphans_since=late + timedelta(hours=1))
+    assert later.totals == dict.fromkeys(TABLES, 0)
+    dry = store.delete_expired(policy, now=NOW, orphans_since=late, dry_run=True)
+    report = store.delete_expired(policy, now=NOW, orphans_since=late)
+    assert report.orphans == dry.orphans == {
+        "spans": 0, "evaluations": 1, "span_vectors": 1, "feedback": 0
+    }  # fmt: skip
+    assert report.totals["evaluations"] == 1 and report.deleted == {}
+    kept = rows[1]["span_id"]
+    assert column(store, schema.evaluations) == [kept, kept]
+    assert column(store, schema.span_vectors) == []  # fill gave one to the first span only
+    assert [f["span_id"] for f in store.feedback()] == ["not-stored-yet"]
