@@ -17,11 +17,11 @@ nothing.
 
 On DuckDB (``benchmarks/bench_retention.py``: 200,000 spans, each with 3
 evaluations, a quarter with vectors, a tenth with feedback; batches of 5,000; 2
-cores under a load of 6) deleting 100,000 spans with their 440,000 rows takes
-about 6 to 8 s, and the dry run 0.13 s. Nearly all of it is DuckDB taking each row
-out of its table's primary-key index at commit (about 13 us a row; the same
-delete from a table without a key commits in a millisecond), so a bigger batch
-is no faster per span; it only holds its transaction longer.
+cores busy with other work) deleting 100,000 spans with their 440,000 rows takes
+6 to 11 s as the load varies, the dry run 0.1 to 0.7 s. Nearly all of it is
+DuckDB taking each row out of its table's primary-key index at commit (about 13
+us a row; the same delete from a table without a key commits in a millisecond),
+so a bigger batch is no faster per span; it only holds its transaction longer.
 
 Example::
 
@@ -114,7 +114,8 @@ class RetentionReport:
             for t in TABLES
         }
 
-    def _add(self, app: str | None, counts: Mapping[str, int]) -> None:
+    def add(self, app: str | None, counts: Mapping[str, int]) -> None:
+        """Count ``counts`` (rows per table) as deleted for ``app``."""
         mine = self.deleted.setdefault(app, dict.fromkeys(TABLES, 0))
         for table, rows in counts.items():
             mine[table] += rows
@@ -166,7 +167,7 @@ def run_retention(
         report.cutoffs[app] = cutoff
         if dry_run:
             with engine.connect() as conn:
-                report._add(app, _count(conn, policy, now, apps, app, cutoff))
+                report.add(app, _count(conn, policy, now, apps, app, cutoff))
             continue
         if not _delete_app(engine, duck, app, cutoff, policy.batch_size, report, stop):
             report.stopped = True
@@ -197,7 +198,7 @@ def _delete_app(
             counts, selected = _delete_batch(conn, duck, app, cutoff, batch_size)
         if selected:
             report.batches += 1
-            report._add(app, counts)
+            report.add(app, counts)
         # Fewer than a batch: nothing older is left. None deleted: the rows went under this
         # run's feet (another process deleted them). Either way this app is done.
         if selected < batch_size or counts["spans"] == 0:
@@ -304,9 +305,9 @@ def _delete_ids(
     """Delete the rows of ``column.table`` whose ``column`` is one of ``ids``; return how many.
 
     On DuckDB the ids go in as an Arrow table joined on (a hash semi-join): bound as
-    5,000 parameters of an ``IN`` list, the run in the module docstring took 13 s
-    instead of 8. PostgreSQL takes the ids as one array parameter (``= ANY``), which
-    its primary key and span_id indexes look up.
+    5,000 parameters of an ``IN`` list, the benchmark's run took 1.6 to 1.7 times as
+    long (13 s against 8, 18 against 11). PostgreSQL takes the ids as one array
+    parameter (``= ANY``), which its primary key and span_id indexes look up.
     """
     if duck is not None:
         return _with_ids_table(

@@ -247,8 +247,8 @@ store.delete_expired(RetentionPolicy(spans_days=7, batch_size=20), now={NOW!r}, 
 
 def test_the_report_adds_up_per_table() -> None:
     report = RetentionReport(dry_run=True, now=NOW)
-    report._add("a", {"spans": 2, "evaluations": 4})
-    report._add(None, {"spans": 1, "feedback": 1})
+    report.add("a", {"spans": 2, "evaluations": 4})
+    report.add(None, {"spans": 1, "feedback": 1})
     assert report.totals == {"spans": 3, "evaluations": 4, "span_vectors": 0, "feedback": 1}
 
 
