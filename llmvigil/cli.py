@@ -22,7 +22,7 @@ from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilEr
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
 from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment
-from llmvigil.storage.retention import RetentionReport
+from llmvigil.storage.retention import TABLES, RetentionReport
 from llmvigil.storage.store import DUCKDB_URL_FORMS, is_in_memory
 
 # Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
@@ -563,8 +563,6 @@ def _retention_rule(settings: Settings) -> str:
 
 def print_retention(report: RetentionReport, rule: str) -> None:
     """What a retention run deleted (or would delete), per app and table, with a total row."""
-    from llmvigil.storage.retention import TABLES
-
     if not any(report.totals.values()):
         console.print(Text(f"nothing to delete: no span is past its retention ({rule})"))
         return
