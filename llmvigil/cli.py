@@ -22,6 +22,7 @@ from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilEr
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
 from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment
+from llmvigil.storage.retention import TABLES, RetentionReport
 from llmvigil.storage.store import DUCKDB_URL_FORMS, is_in_memory
 
 # Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
@@ -380,9 +381,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from llmvigil.evaluators.drift import drift_job
 
         drift_every = settings.drift.interval_s
+        retention_every = settings.retention.interval_s
         console.print(
             f"evaluating every {interval:g} s, drift every {drift_every:g} s"
             + (f", alerts every {settings.alerting.interval_s:g} s" if settings.alerts else "")
+            + (f", retention every {retention_every:g} s" if settings.retention.configured else "")
             + "; Ctrl-C stops"
         )
         try:
@@ -391,6 +394,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 from llmvigil.alerts.check import alerts_job
 
                 jobs.append((alerts_job(store, settings), settings.alerting.interval_s, "alerts"))
+            if settings.retention.configured:
+                from llmvigil.storage.retention import RetentionJob
+
+                said = lambda line: console.print(Text(line))  # noqa: E731
+                retention = RetentionJob(store, settings.retention.policy(), said)
+                jobs.append((retention, settings.retention.interval_s, "retention"))
             run_every(tick, interval, "evaluate", jobs)
         finally:
             store.close()
@@ -535,6 +544,64 @@ def cmd_drift_history(args: argparse.Namespace) -> int:
             Text(details.get("reason") or details.get("summary") or ""),
         )  # fmt: skip
     console.print(table)
+    return 0
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+def _retention_rule(settings: Settings) -> str:
+    config = settings.retention
+
+    def kept(days: int) -> str:
+        return f"{days} days" if days else "for ever"
+
+    rules = [kept(config.spans_days)]
+    rules += [f"{app} {kept(days)}" for app, days in sorted(config.apps.items())]
+    return "spans kept " + ", ".join(rules)
+
+
+def print_retention(report: RetentionReport, rule: str) -> None:
+    """What a retention run deleted (or would delete), per app and table, with a total row."""
+    if not any(report.totals.values()):
+        console.print(Text(f"nothing to delete: no span is past its retention ({rule})"))
+        return
+    verb = "Would delete (dry run)" if report.dry_run else "Deleted"
+    table = Table(title=Text(f"{verb}: {rule}"))
+    table.add_column("app")
+    table.add_column("started before (UTC)", justify="right")
+    for name in TABLES:
+        table.add_column(name, justify="right")
+    for app, counts in report.deleted.items():
+        table.add_row(
+            Text(app if app is not None else "(no app)"),
+            f"{report.cutoffs[app]:%Y-%m-%d %H:%M}",
+            *(f"{counts[t]:,}" for t in TABLES),
+        )
+    if any(report.orphans.values()):  # scores written for spans as they were deleted
+        table.add_row("(span gone)", "", *(f"{report.orphans[t]:,}" for t in TABLES))
+    if table.row_count > 1:
+        table.add_row("all", "", *(f"{n:,}" for n in report.totals.values()), style="bold")
+    console.print(table)
+    if report.dry_run:
+        return
+    console.print(f"in {report.batches} transactions, {report.seconds:.1f} s")
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rule = _retention_rule(settings)
+    if not settings.retention.configured:
+        console.print(
+            Text(
+                f"nothing to delete: {rule}. Set [retention] spans_days (or apps, per app) to "
+                "delete older spans"
+            )
+        )
+        return 0
+    with _store(args, settings, create=False) as store:
+        report = store.delete_expired(settings.retention.policy(), dry_run=args.dry_run)
+    print_retention(report, rule)
     return 0
 
 
@@ -802,6 +869,15 @@ def build_parser() -> argparse.ArgumentParser:
     from llmvigil.alerts.commands import add_commands
 
     add_commands(commands, store_help)
+
+    retention = commands.add_parser(
+        "retention", help="delete spans past [retention] spans_days, with their scores"
+    )
+    retention.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
+    retention.add_argument("--store", type=_text, help=store_help)
+    retention.set_defaults(run=cmd_retention)
 
     up = commands.add_parser("up", help="own the store: serve the API, run the scheduled jobs")
     up.add_argument("--host", type=_text, help="address to listen on (default: [server] host)")

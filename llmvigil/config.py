@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from llmvigil.errors import ConfigError, StoreError
+from llmvigil.storage.retention import RetentionPolicy
 from llmvigil.storage.store import duckdb_database
 
 CONFIG_FILE = "llmvigil.toml"
@@ -459,6 +461,74 @@ class ServerSettings(_Section):
         return value
 
 
+#: The longest retention a setting may ask for (a century): past it, keep for ever (0).
+MAX_RETENTION_DAYS = 36_500
+
+
+def _days(value: Any) -> int:
+    # Whole days only: a fraction (0.1) is more likely a slip than an intent, and it deletes.
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # from a variable
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            "is not a number of days; give a whole number of days, such as 30, or 0 to keep "
+            "spans for ever"
+        )
+    if not 0 <= value <= MAX_RETENTION_DAYS:
+        raise ValueError(
+            f"is not from 0 to {MAX_RETENTION_DAYS:,} days; give a whole number of days, such "
+            "as 30, or 0 to keep spans for ever"
+        )
+    return value
+
+
+#: A retention in whole days; 0 keeps for ever.
+Days = Annotated[int, BeforeValidator(_days)]
+
+
+class RetentionSettings(_Section):
+    """``[retention]``: how long spans (with their scores, vectors and feedback) are kept.
+
+    ``spans_days`` applies to every app, ``apps`` overrides it for some (0 keeps
+    that app's spans for ever); the owner deletes in batches of ``batch_size``
+    spans every ``interval_s``.
+
+    Example::
+
+        [retention]
+        spans_days = 30
+        apps = { checkout = 7, internal = 90 }
+    """
+
+    spans_days: Days = 0
+    apps: dict[str, Days] = Field(default_factory=dict)
+    batch_size: int = Field(5_000, gt=0, le=1_000_000)
+    interval_s: float = Field(3600.0, gt=0, le=86_400)
+
+    @field_validator("apps")
+    @classmethod
+    def _apps_named(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(not name.strip() for name in value):
+            raise ValueError(
+                "has an app with an empty name; name each app as its spans do ([collector] "
+                "app), e.g. apps = { checkout = 7 }"
+            )
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """True when some spans are ever deleted (a positive ``spans_days`` or override)."""
+        return self.spans_days > 0 or any(days > 0 for days in self.apps.values())
+
+    def policy(self) -> RetentionPolicy:
+        """These settings as the store's :class:`~llmvigil.storage.retention.RetentionPolicy`."""
+        return RetentionPolicy(
+            spans_days=self.spans_days, apps=dict(self.apps), batch_size=self.batch_size
+        )
+
+
 class JudgeSettings(_Section):
     """``[judge]``: an OpenAI-compatible endpoint for ragas; the key comes from the environment."""
 
@@ -480,6 +550,7 @@ class Settings(_Section):
     judge: JudgeSettings | None = None
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerts: list[AlertRule] = Field(default_factory=list)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     hooks: dict[str, HookSettings] = Field(default_factory=dict)
@@ -738,6 +809,14 @@ api_keys_env = "LLMVIGIL_API_KEYS"   # KEY, ingest:KEY or read:KEY, comma-separa
 max_body_bytes = 16777216    # a larger request body (gzip inflated) is refused with 413
 max_batch_spans = 10000      # so is a batch of more spans
 ingest_interval_s = 1.0      # the spool folder is loaded this often
+
+[retention]
+# Spans older than this many days are deleted with their scores, vectors and feedback, by
+# `llmvigil up` every interval_s (`llmvigil retention --dry-run` says what would go).
+spans_days = 0               # whole days; 0 keeps spans for ever
+# apps = { checkout = 7, internal = 90 }   # per app, overriding spans_days (0: for ever)
+batch_size = 5000            # spans deleted per transaction: a crash keeps the store whole
+interval_s = 3600            # how often `llmvigil up` and `evaluate --watch` delete
 
 # An OpenAI-compatible endpoint for the optional LLM judge (ragas); scores are stored beside
 # the offline ones under their own method.

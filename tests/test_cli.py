@@ -109,3 +109,57 @@ def test_ingest_loads_the_spool(tmp_path) -> None:
     assert "25 spans, 25 new" in result.stdout
     with Store(f"duckdb:///{tmp_path / 'llmvigil.duckdb'}") as store:
         assert store.count_spans() == 25
+
+
+def _table_rows(printed: str) -> dict[str, list[str]]:
+    """A rich table's rows by their first cell: the cells after the first two."""
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in printed.splitlines()]
+    return {row[0]: row[2:] for row in cells if row}
+
+
+def test_retention_says_what_would_go_then_deletes_it(tmp_path, capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    url = f"duckdb:///{tmp_path / 's.duckdb'}"
+    ages = {"checkout": (1, 10, 40), "support": (1, 10, 40)}
+    with Store(url) as store:
+        rows = [
+            make_span(i, app=app, start_time=now - timedelta(days=days))
+            for app, all_days in ages.items()
+            for i, days in enumerate(all_days)
+        ]
+        store.append_spans(rows)
+        store.write_evaluations(
+            {"span_id": r["span_id"], "evaluator": "brevity", "evaluator_version": "1",
+             "score": 1.0, "method": "test"}
+            for r in rows
+        )  # fmt: skip
+    assert main(["retention", "--store", url]) == 0
+    assert "nothing to delete: spans kept for ever" in capsys.readouterr().out
+    (tmp_path / "llmvigil.toml").write_text(
+        "[retention]\nspans_days = 30\napps = { checkout = 7 }\n"
+    )
+    assert main(["retention", "--dry-run", "--store", url]) == 0
+    dry = capsys.readouterr().out
+    assert "Would delete (dry run): spans kept 30 days, checkout 7 days" in dry
+    lines = _table_rows(dry)  # app: spans, evaluations, span_vectors, feedback
+    assert lines["checkout"] == ["2", "2", "0", "0"] and lines["support"] == ["1", "1", "0", "0"]
+    assert lines["all"] == ["3", "3", "0", "0"]
+    with Store(url) as store:
+        assert store.count_spans() == 6
+    assert main(["retention", "--store", url]) == 0
+    done = capsys.readouterr().out
+    assert "Deleted: spans kept 30 days" in done and "in 2 transactions" in done
+    assert _table_rows(done) == lines
+    with Store(url) as store:
+        assert sorted(r["app"] for r in store.spans(limit=None)) == [
+            "checkout",
+            "support",
+            "support",
+        ]
+        assert len(store.evaluations()) == 3
+    assert main(["retention", "--store", url]) == 0
+    assert "nothing to delete: no span is past its retention" in capsys.readouterr().out
+    assert main(["retention", "--store", f"duckdb:///{tmp_path / 'none.duckdb'}"]) == 2
+    assert "no store at" in capsys.readouterr().err

@@ -112,3 +112,52 @@ def test_the_starter_file_names_every_key_of_every_section() -> None:
         for key, info in fields.items():
             shown = info.alias or key
             assert f"\n{shown} =" in STARTER_TOML or f"# {shown} =" in STARTER_TOML, (name, key)
+
+
+def test_retention_from_the_file_and_the_environment(tmp_path) -> None:
+    assert not load_settings(environ={}).retention.configured  # kept for ever by default
+    (tmp_path / "llmvigil.toml").write_text(
+        "[retention]\nspans_days = 30\napps = { checkout = 7, internal = 0 }\n"
+    )
+    retention = load_settings(environ={}).retention
+    assert retention.configured and retention.apps == {"checkout": 7, "internal": 0}
+    policy = retention.policy()
+    assert (policy.spans_days, policy.batch_size) == (30, 5_000)
+    settings = load_settings(
+        environ={
+            "LLMVIGIL_RETENTION_SPANS_DAYS": "0",
+            "LLMVIGIL_RETENTION_APPS": '{"checkout": 3}',
+            "LLMVIGIL_RETENTION_BATCH_SIZE": "100",
+            "LLMVIGIL_RETENTION_INTERVAL_S": "60",
+        }
+    )
+    retention = settings.retention
+    assert (retention.spans_days, retention.apps) == (0, {"checkout": 3})
+    assert (retention.batch_size, retention.interval_s) == (100, 60.0)
+    assert retention.configured  # an override alone deletes that app's old spans
+    kept = {"LLMVIGIL_RETENTION_SPANS_DAYS": "0", "LLMVIGIL_RETENTION_APPS": '{"checkout": 0}'}
+    assert not load_settings(environ=kept).retention.configured
+
+
+@pytest.mark.parametrize(
+    ("toml", "environ", "expected"),
+    [
+        ("spans_days = -1", {}, r"\[retention\] spans_days = -1: .*from 0 to 36,500 days"),
+        ("spans_days = 0.5", {}, r"spans_days = 0.5: .*whole number of days.*0 to keep"),
+        ("spans_days = true", {}, r"spans_days = True: .*not a number of days"),
+        ("spans_days = '30d'", {}, r"spans_days = '30d': .*whole number of days, such as 30"),
+        ("spans_days = 100000", {}, r"spans_days = 100000: .*from 0 to 36,500"),
+        ("apps = { checkout = -7 }", {}, r"\[retention\] apps.checkout = -7: .*days"),
+        ("apps = { ' ' = 7 }", {}, r"\[retention\] apps: .*app with an empty name"),
+        ("apps = 7", {}, r"\[retention\] apps = 7: .*dictionary"),
+        ("batch_size = 0", {}, r"\[retention\] batch_size = 0: .*greater than 0"),
+        ("interval_s = 0", {}, r"\[retention\] interval_s = 0: .*greater than 0"),
+        ("spans_day = 30", {}, r"\[retention\] spans_day: unknown key"),
+        ("", {"LLMVIGIL_RETENTION_SPANS_DAYS": "-3"}, r"'-3': .*from 0.*RETENTION_SPANS_DAYS"),
+        ("", {"LLMVIGIL_RETENTION_APPS": "checkout=7"}, r"LLMVIGIL_RETENTION_APPS"),
+    ],
+)
+def test_bad_retention_values_name_the_key_and_the_fix(tmp_path, toml, environ, expected) -> None:
+    (tmp_path / "llmvigil.toml").write_text(f"[retention]\n{toml}\n")
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(environ=environ)

@@ -49,6 +49,7 @@ NEEDS: dict[str, frozenset[str]] = {
     "cmd_alerts_test": _EVERY,
     "cmd_ingest": _EVERY,
     "cmd_evaluate": _EVERY,
+    "cmd_retention": _EVERY,
     "cmd_export": _OWNER,
 }
 #: Options whose value is a path on the caller's machine.

@@ -3,8 +3,9 @@
 On its own threads: the HTTP API (uvicorn), and APScheduler's jobs, one run of
 each at a time: the spool ingester every ``[server] ingest_interval_s``, the
 evaluators every ``[evaluators] interval_s``, drift every ``[drift]
-interval_s`` and the alert check every ``[alerting] interval_s``. SIGTERM and
-Ctrl-C stop taking requests, let the jobs in hand finish, then release the
+interval_s``, the alert check every ``[alerting] interval_s`` and retention
+every ``[retention] interval_s``. SIGTERM and Ctrl-C stop taking requests, let
+the jobs in hand finish (retention after its current batch), then release the
 listen file and close the store.
 """
 
@@ -78,6 +79,11 @@ def _jobs(
         from llmvigil.alerts.check import alerts_job
 
         jobs.append((alerts_job(store, settings), settings.alerting.interval_s, "alerts"))
+    if settings.retention.configured and role in ("all", "scheduler"):
+        from llmvigil.storage.retention import RetentionJob
+
+        retention = RetentionJob(store, settings.retention.policy(), log.info)
+        jobs.append((retention, settings.retention.interval_s, "retention"))
     return [
         (_one_at_a_time(store, job, name) if name in _ONE_AT_A_TIME else job, interval, name)
         for job, interval, name in jobs
@@ -94,6 +100,7 @@ def _one_at_a_time(store: Store, job: Callable[[], object], name: str) -> Callab
             else:
                 log.debug("%s runs in another process this time", name)
 
+    run.stop = getattr(job, "stop", None)  # type: ignore[attr-defined]  # see stop_jobs
     return run
 
 
@@ -117,7 +124,7 @@ def run_up(
             f'llmvigil up needs its server packages ({exc}): pip install "llmvigil[server]"'
         ) from None
 
-    from llmvigil.evaluators.schedule import add_interval_job
+    from llmvigil.evaluators.schedule import add_interval_job, stop_jobs
     from llmvigil.server.app import create_app
     from llmvigil.server.commands import mark_owner
 
@@ -167,7 +174,8 @@ def run_up(
                 keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
         metrics = make_registry(store, Path(settings.collector.spool_dir))
-        for job, interval, name in _jobs(store, settings, evaluate, metrics[1], role):
+        jobs = _jobs(store, settings, evaluate, metrics[1], role)
+        for job, interval, name in jobs:
             add_interval_job(scheduler, job, interval, name)
         app = server = None
         if sock is not None:
@@ -202,6 +210,7 @@ def run_up(
         finally:
             if app is not None:
                 app.state.writer.close()
+            stop_jobs(jobs)  # a long retention run ends after its batch, not at its end
             scheduler.shutdown(wait=True)  # the jobs in hand finish before the store closes
             if entry is not None:
                 release(where, entry)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from llmvigil.storage import bulk, schema
 from llmvigil.storage.drift import DriftTables
 from llmvigil.storage.metrics import MetricRow, health_table
 from llmvigil.storage.migrations import migrate
+from llmvigil.storage.retention import RetentionPolicy, RetentionReport, run_retention
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
@@ -271,6 +272,9 @@ class Store(DriftTables):
         self.url = url
         self._duck = None
         self._write_lock = threading.Lock()
+        # One retention run at a time in this process: the owner's scheduled run and a
+        # `llmvigil retention` it runs for a caller would otherwise delete the same rows.
+        self._retention_lock = threading.Lock()
         #: The DuckDB file (``~`` expanded) or ``:memory:``; None on PostgreSQL.
         self.database: str | None = None
         if url.startswith("duckdb"):
@@ -852,6 +856,44 @@ class Store(DriftTables):
         if span_id is not None:
             query = query.where(f.c.span_id == span_id)
         return self._fetch(query)
+
+    # -- retention -------------------------------------------------------------------
+
+    def delete_expired(
+        self,
+        policy: RetentionPolicy,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        stop: Callable[[], bool] | None = None,
+        orphans_since: datetime | None = None,
+    ) -> RetentionReport:
+        """Delete the spans ``policy`` says are past their age, with their evaluations, vectors
+        and feedback, in transactions of ``policy.batch_size`` spans; return what went.
+
+        ``dry_run`` counts the same rows and deletes nothing. Ages are measured from ``now``
+        (default: the current UTC time). ``stop`` is asked between batches: True ends the run
+        there. Evaluations and vectors written since ``orphans_since`` (default: ever) whose
+        span is gone go too: an evaluator that read a span as it was deleted writes them.
+        Raises :class:`StoreError` if the store fails; the batches committed before stay
+        deleted, and the next run goes on from there.
+        """
+        moment = utc_naive(now) or utc_now()
+        try:
+            with self._retention_lock:
+                return run_retention(
+                    self.engine, policy, now=moment, dry_run=dry_run, duck=self._duck,
+                    stop=stop, orphans_since=utc_naive(orphans_since),
+                )  # fmt: skip
+        except Exception as exc:
+            if isinstance(exc, sa.exc.SQLAlchemyError) or type(exc).__module__.startswith(
+                ("duckdb", "_duckdb", "psycopg")
+            ):
+                raise StoreError(
+                    f"retention failed on {self.display_url}: {exc}; the batches deleted "
+                    "before stay deleted, and the next run continues"
+                ) from exc
+            raise
 
     # -- plumbing --------------------------------------------------------------------
 

@@ -124,3 +124,67 @@ def test_a_command_s_errors_and_the_owners_scopes(tmp_path) -> None:
         assert owner.stop() == 0
     with Store(f"duckdb:///{owner.store}") as store:
         assert store.count_spans() == 0
+
+
+def _aged_spans(ages: dict[str, list[float]]) -> bytes:
+    """A POST /v1/spans body: per app, spans started that many days ago."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    spans = [
+        {"span_id": f"{app}-{i}", "name": "answer", "app": app,
+         "start_time": (now - timedelta(days=days)).isoformat()}
+        for app, all_days in ages.items()
+        for i, days in enumerate(all_days)
+    ]  # fmt: skip
+    return json.dumps({"spans": spans}).encode()
+
+
+def test_retention_is_run_by_the_owner_for_a_caller(tmp_path) -> None:
+    # Once a day: the owner's own run (at start, on an empty store) stays out of the way.
+    (tmp_path / "llmvigil.toml").write_text(
+        "[retention]\nspans_days = 3\napps = { keep = 0 }\ninterval_s = 86400\n"
+    )
+    owner = Owner(tmp_path)
+    try:
+        body = _aged_spans({"checkout": [10, 10, 1], "keep": [10]})
+        assert post(f"{owner.url}/v1/spans", body)[0] == 200
+        store = f"duckdb:///{owner.store}"
+        dry = llmvigil(tmp_path, "retention", "--dry-run", "--store", store)
+        assert dry.returncode == 0 and "lock" not in dry.stderr.lower(), dry.stderr
+        assert "Would delete (dry run)" in dry.stdout and "checkout" in dry.stdout
+        done = llmvigil(tmp_path, "retention", "--store", store)
+        assert done.returncode == 0 and "Deleted" in done.stdout, done.stderr
+        again = llmvigil(tmp_path, "retention", "--store", store)
+        assert "nothing to delete: no span is past its retention" in again.stdout
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as opened:
+        assert sorted(r["span_id"] for r in opened.spans(limit=None)) == ["checkout-2", "keep-0"]
+
+
+def test_the_owner_deletes_old_spans_on_its_schedule(tmp_path) -> None:
+    import time
+
+    (tmp_path / "llmvigil.toml").write_text("[retention]\nspans_days = 3\ninterval_s = 0.5\n")
+    owner = Owner(tmp_path)
+    try:
+        body = _aged_spans({"checkout": [10, 5, 1], "support": [30, 0.5]})
+        assert post(f"{owner.url}/v1/spans", body)[0] == 200
+        deadline = time.monotonic() + 60
+        while True:
+            dry = llmvigil(
+                tmp_path, "retention", "--dry-run", "--store", f"duckdb:///{owner.store}"
+            )
+            assert dry.returncode == 0, dry.stderr
+            if "nothing to delete" in dry.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert "nothing to delete: no span is past its retention" in dry.stdout
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as opened:
+        assert sorted(r["span_id"] for r in opened.spans(limit=None)) == [
+            "checkout-2",
+            "support-1",
+        ]
