@@ -23,6 +23,7 @@ from llmvigil.collector import (
     span,
     stats,
 )
+from llmvigil.collector.feedback import current_ids, feedback
 from llmvigil.collector.runtime import warm_up_in_background as _warm_up_in_background
 from llmvigil.config import Settings, load_settings
 from llmvigil.errors import (
@@ -71,6 +72,8 @@ __all__ = [
     "attach",
     "configure",
     "context",
+    "current_ids",
+    "feedback",
     "flush",
     "load_settings",
     "observe",

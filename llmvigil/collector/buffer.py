@@ -101,6 +101,12 @@ class Buffer:
         if self._thread is None:
             self.start()
 
+    def wake(self) -> None:
+        """Have the flush thread drain now (starting it if needed): something else is due."""
+        if self._thread is None:
+            self.start()
+        self._wake.set()
+
     def _overflow(self, record: tuple) -> None:
         try:
             if self.max_block_ms > 0:

@@ -148,6 +148,38 @@ def _retry_pending() -> None:
         if _state.pending and _state.sink is not None and due:
             _state.retry_now = False
             _write_pending(_state)
+        if _feedback:
+            _send_feedback(_ensure_configured())
+
+
+# Feedback from llmvigil.feedback(), waiting for the flush thread (after each drain).
+_feedback: deque[dict[str, Any]] = deque()
+
+
+def queue_feedback(entry: dict[str, Any]) -> None:
+    """Queue a feedback entry for the flush thread (:mod:`.feedback`); wakes it."""
+    _feedback.append(entry)
+    BUFFER.wake()
+
+
+def _send_feedback(state: _State) -> None:
+    entries = []
+    while _feedback:
+        entries.append(_feedback.popleft())
+    try:
+        state.sink.write_feedback(entries)
+        return
+    except Exception as exc:
+        problem = exc
+    try:
+        state.spool.write_feedback(entries)
+        log.warning(
+            "llmvigil: could not send %d feedback entries (%s); spooled for the owner",
+            len(entries),
+            problem,
+        )
+    except Exception as again:
+        log.error("llmvigil: %d feedback entries lost (%s; then %s)", len(entries), problem, again)
 
 
 def _write_pending(state: _State) -> None:
@@ -480,6 +512,7 @@ def _after_fork_in_child() -> None:
     _import_lock = threading.Lock()
     _in_flight = None  # the parent's write, and the parent's to finish
     _state.pending.clear()  # the parent writes the batches it holds
+    _feedback.clear()  # and sends the feedback it queued
     if _state.sink is not None:
         with contextlib.suppress(Exception):
             _state.sink = _state.sink.for_forked_child()

@@ -49,6 +49,12 @@ class SpoolSink:
         """Write ``table`` as one segment; return its path."""
         return write_segment(self.folder, table)
 
+    def write_feedback(self, entries: list[dict]) -> None:
+        """Write feedback entries as a file the owner's ingest loads."""
+        from llmvigil.collector.spool import write_feedback
+
+        write_feedback(self.folder, entries)
+
     def close(self) -> None:
         pass
 
@@ -95,6 +101,20 @@ class DirectSink:
             self._replay()
             return
         self._spool(table, self._open_error)
+
+    def write_feedback(self, entries: list[dict]) -> None:
+        """Store feedback entries; raises when the store cannot be reached (then spooled)."""
+        from llmvigil.collector.feedback import as_store_arguments
+        from llmvigil.errors import IngestError
+
+        store = self._usable_store()
+        if store is None:
+            raise self._open_error or RuntimeError("the store is unavailable")
+        for entry in entries:
+            try:
+                store.add_feedback(**as_store_arguments(entry))
+            except IngestError as exc:  # this entry is bad, not the store
+                log.error("llmvigil: feedback not stored (%s)", exc)
 
     def _usable_store(self) -> Store | None:
         # After a failure the store is tried again only every RETRY_STORE_S seconds, so a
@@ -223,6 +243,29 @@ class HttpSink:
             self._failed_at = time.monotonic()
             self._spool(table, outcome)
 
+    def write_feedback(self, entries: list[dict]) -> None:
+        """``POST /v1/feedback`` each entry; raises when the server cannot take them (then
+        spooled, and loaded by the owner if it shares the folder, or sent by a later run)."""
+        import json as json_module
+        import urllib.error
+        import urllib.request
+
+        for entry in entries:
+            request = urllib.request.Request(
+                f"{self.endpoint}/v1/feedback", data=json_module.dumps(entry).encode(),
+                method="POST",
+            )  # fmt: skip
+            request.add_header("Content-Type", "application/json")
+            if self.api_key:
+                request.add_header("Authorization", f"Bearer {self.api_key}")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    response.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code != 422:
+                    raise
+                log.error("llmvigil: the server refused feedback %s", exc.read(300))
+
     def _post(self, table: pa.Table, timeout_s: float | None = None) -> str:
         """``ok``, ``bad`` (the server refuses this batch), or why it could not be sent."""
         import urllib.error
@@ -296,10 +339,27 @@ class HttpSink:
                 self._set_aside(table)
             path.unlink(missing_ok=True)
             sent += table.num_rows
+        self._send_spooled_feedback(timeout_s)
         self._replay_due = False
         if self._outage or sent:
             log.info("llmvigil: %s answers; sent %d spans from the spool", self.endpoint, sent)
         self._outage = False
+
+    def _send_spooled_feedback(self, timeout_s: float | None) -> None:
+        import json as json_module
+
+        from llmvigil.collector.spool import FEEDBACK_GLOB
+
+        for path in sorted(self.fallback.folder.glob(FEEDBACK_GLOB)):
+            try:
+                entries = [json_module.loads(x) for x in path.read_text().splitlines() if x]
+            except (OSError, ValueError):  # taken meanwhile, or not ours to read
+                continue
+            try:
+                self.write_feedback(entries)
+            except Exception:  # the server is down again: the file waits for the next replay
+                return
+            path.unlink(missing_ok=True)
 
     def for_forked_child(self) -> HttpSink:
         """The sink a forked child uses: its own, posting to the same server."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import time
@@ -55,6 +56,39 @@ def write_segment(folder: str | os.PathLike[str], table: pa.Table) -> Path:
     )
     _fsync_folder(folder)
     return final
+
+
+FEEDBACK_GLOB = "feedback-*.jsonl"
+
+
+def write_feedback(folder: str | os.PathLike[str], entries: list[dict]) -> Path:
+    """Write feedback entries (:mod:`.feedback`) as one JSON-lines file in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"feedback-{time.time_ns():020d}-{os.getpid()}-{next(_sequence):08d}.jsonl"
+    body = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+    _write_atomically(folder / name, lambda handle: handle.write(body))
+    _fsync_folder(folder)
+    return folder / name
+
+
+def _ingest_feedback(store: Store, folder: Path, report: IngestReport) -> None:
+    """Load the feedback files of ``folder`` (idempotent by feedback id), each deleted after."""
+    from llmvigil.collector.feedback import as_store_arguments
+
+    for path in sorted(folder.glob(FEEDBACK_GLOB)):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            _set_aside(folder, path, f"unreadable feedback file: {exc}", report)
+            continue
+        for number, line in enumerate(lines, 1):
+            try:
+                store.add_feedback(**as_store_arguments(json.loads(line)))
+                report.feedback += 1
+            except (ValueError, TypeError, IngestError) as exc:
+                log.error("llmvigil: %s:%d: feedback not stored (%s)", path, number, exc)
+        path.unlink(missing_ok=True)
 
 
 def read_segment(path: str | os.PathLike[str]) -> pa.Table:
@@ -111,6 +145,8 @@ class IngestReport:
     bad: list[str] = field(default_factory=list)
     bad_rows: int = 0
     bad_row_files: list[str] = field(default_factory=list)
+    #: Feedback entries stored from the folder's feedback files.
+    feedback: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -139,6 +175,7 @@ def ingest_spool(
     _remove_stale_temporaries(folder)
     for path in segments(folder)[:max_segments]:
         ingest_segment(store, path, report)
+    _ingest_feedback(store, folder, report)
     return report
 
 

@@ -58,6 +58,8 @@ class FeedbackIn(BaseModel):
 
     span_id: str | None = Field(None, min_length=1, max_length=64)
     trace_id: str | None = Field(None, min_length=1, max_length=64)
+    #: Your id for this feedback: sent again, it is stored once (the collector sets one).
+    feedback_id: str | None = Field(None, min_length=1, max_length=64)
     name: str = Field("rating", min_length=1, max_length=64)
     score: float | None = None
     label: str | None = None
