@@ -592,6 +592,7 @@ def check_claims(
 # ("10,900") are a number, not a clause.
 _LEAD_RE = re.compile(r"^(?P<lead>[^,:]+)[,:]\s+(?P<rest>\S.*)$", re.DOTALL)
 
+
 def _read_framing(
     results: list[list[Claim] | None], vectors: TextVectors | None
 ) -> list[tuple[int, int, str]]:
