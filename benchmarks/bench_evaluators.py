@@ -157,7 +157,9 @@ def row(
     }
 
 
-def score_texts_with_head(items: list, coef: Any, intercept: float, gate: float, tmp: Path) -> list:
+def score_texts_with_head(
+    items: list, coef: Any, intercept: float, gate: float | None, tmp: Path
+) -> list:
     """Scores of ``items`` by the real toxicity evaluator with another head's weights."""
     from llmvigil.evaluators.toxicity import WEIGHTS_FORMAT, ToxicityEvaluator, ToxicityModel
 
@@ -208,10 +210,11 @@ def toxicity_held_out() -> dict[str, Any]:
     items_e, labels_e = labelled(evald, "toxicity")
     vectors = shared_vectors()
     xt = vectors.encode_layers([r["output"] for r in toxigen]).astype(np.float64)
-    xe = vectors.encode_layers([r["output"] for r in evald]).astype(np.float64)
-    yt, ye = np.array(labels_t), np.array(labels_e)
+    yt = np.array(labels_t)
     gt = np.array([r["group"] for r in toxigen])
-    ge = np.array([trainer.EVAL_GROUP] * len(ye))
+    # Every head also trains on eval_dev's toxicity lines and the contrast lines, as shipped.
+    xe, ye, ge, _ = trainer.load_extra(vectors)
+    in_eval = ge == trainer.EVAL_GROUP
     groups = sorted(set(gt))
 
     per_group: list[dict[str, Any]] = []
@@ -253,7 +256,9 @@ def toxicity_held_out() -> dict[str, Any]:
                     **flag_precision_recall(yt[idx].tolist(), scores, threshold, False),
                 }
             )
-        w, b, _ = trainer.fit_calibrated(xt, yt, gt)
+        w, b, _ = trainer.fit_calibrated(
+            np.vstack([xt, xe[~in_eval]]), np.r_[yt, ye[~in_eval]], np.r_[gt, ge[~in_eval]]
+        )
         unseen = score_texts_with_head(items_e, w, b, gate, tmp)
     aucs = [g["roc_auc"] for g in per_group]
     split_aucs = [s["roc_auc"] for s in splits]
@@ -276,7 +281,7 @@ def toxicity_held_out() -> dict[str, Any]:
         "pooled": roc_auc(labels_t, pooled),
         "toxigen_lines": len(yt),
         "eval_dev_unseen": roc_auc(labels_e, unseen),
-        "eval_dev_lines": len(ye),
+        "eval_dev_lines": len(labels_e),
         "eval_dev_scored": sum(s is not None for s in unseen),
         "gate": gate,
     }
@@ -352,7 +357,7 @@ def quality() -> dict[str, Any]:
             rows.append(
                 row(
                     "eval_dev",
-                    "toxicity, head trained on toxigen_dev only (unseen)",
+                    "toxicity, head trained without eval_dev (unseen)",
                     held["eval_dev_lines"],
                     held["eval_dev_scored"],
                     held["eval_dev_unseen"],
@@ -747,6 +752,11 @@ def verdict(value: float, target: float | None) -> str:
     return "met" if value >= target else "MISSED"
 
 
+def gate_text(gate: float | None) -> str:
+    """How the head meets profanity-check in the scored weights."""
+    return "head alone" if gate is None else f"profanity-check gate {gate:g}"
+
+
 def rate(value: float | None) -> str:
     """A precision or recall cell: '—' where there is none (baselines, nothing flagged)."""
     if value is None or math.isnan(value):
@@ -797,9 +807,9 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Toxicity, group splits of toxigen_dev (the judged measure), by split: one head trained "
-        f"on the {k} training groups plus eval_dev's toxicity lines scores every line of the "
-        f"other {len(held['groups']) - k} groups, ROC AUC over those lines (profanity-check "
-        f"gate {held['gate']:g} as shipped):",
+        f"on the {k} training groups plus eval_dev's toxicity lines and the contrast lines "
+        f"scores every line of the other {len(held['groups']) - k} groups, ROC AUC over those "
+        f"lines ({gate_text(held['gate'])}, as shipped):",
         "",
         "| Split | Training groups | Held-out lines | Toxic | ROC AUC |",
         "|---:|---|---:|---:|---:|",
@@ -812,8 +822,8 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Toxicity, leave-one-group-out on toxigen_dev, by held-out group (head trained on the "
-        f"other {len(held['groups']) - 1} groups plus eval_dev's toxicity lines; profanity-check "
-        f"gate {held['gate']:g} as shipped):",
+        f"other {len(held['groups']) - 1} groups plus eval_dev's toxicity lines and the contrast "
+        f"lines; {gate_text(held['gate'])}, as shipped):",
         "",
         "| Held-out group | Lines | Toxic | ROC AUC |",
         "|---|---:|---:|---:|",
@@ -931,12 +941,14 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "",
             "**In-sample vs held-out.** The shipped toxicity head "
             "(`llmvigil/evaluators/weights/toxicity_head.json`) was trained on all of "
-            "toxigen_dev and on eval_dev's toxicity lines, so its AUC on those lines is "
+            "toxigen_dev, on eval_dev's toxicity lines and on "
+            "`datasets/toxicity_contrast_dev.jsonl`, so its AUC on those lines is "
             "in-sample and says little about new text; it is shown but not judged. The "
             "toxicity targets are judged on heads trained by `scripts/train_toxicity_head.py`'s "
             "own code without the lines they score, then run through the real "
-            "`ToxicityEvaluator` (same embeddings and profanity-check gate, only the weights "
-            "differ): on eval_dev, a head trained on toxigen_dev alone; on toxigen_dev, the "
+            "`ToxicityEvaluator` (same embeddings, only the weights "
+            "differ): on eval_dev, a head trained on toxigen_dev and the contrast lines; on "
+            "toxigen_dev, the "
             "group splits below. The other evaluators have no trained weights; "
             "their rules were developed while looking at these files, so the held-out sets "
             "the datasets README mentions remain the real test.",
