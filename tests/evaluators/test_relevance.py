@@ -16,7 +16,6 @@ from llmvigil.evaluators.relevance import (
     WEIGHTS_PATH,
     Relevance,
     RelevanceHead,
-    topic_text,
 )
 
 # --------------------------------------------------------------- no model
@@ -106,11 +105,6 @@ def test_describes_topic_instead_of_answering():
     assert not describes_topic("Open Account and click Cancel.", q, "cancel")
 
 
-def test_topic_drops_the_focus():
-    q = "How do I return a faulty kettle?"
-    assert topic_text(q, analyse_question(q)) == "faulty kettle"
-
-
 def test_the_shipped_head_weighs_the_signals_as_learned():
     data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
     assert tuple(data["features"]) == FEATURES
@@ -188,7 +182,7 @@ def test_expected_form_is_explained(scored):
     assert good["expected_form_found"] is True
     assert bad["expected_form_found"] is False
     assert scored["time"].score > 0.8 > scored["no_time"].score
-    for key in ("similarity", "topic_similarity", "focus_surplus", "question_coverage"):
+    for key in ("similarity", "question_coverage"):
         assert isinstance(good[key], float)
 
 
