@@ -90,6 +90,8 @@ EVAL_DEV_TARGETS = {
     "toxicity": 0.95,
     "factuality": 0.90,
 }
+#: Evaluators whose learned head (version 3) has eval_dev's lines among its training data.
+HEADS_ON_EVAL_DEV = frozenset({"relevance", "completeness"})
 HALUEVAL_TARGET = 0.95
 HALUEVAL_MATCHED_TARGET = 0.90
 TOXIGEN_HELD_OUT_TARGET = 0.93
@@ -369,7 +371,9 @@ def quality() -> dict[str, Any]:
             rows.append(
                 row(
                     "eval_dev",
-                    name,
+                    f"{name} (head trained on these lines too)"
+                    if name in HEADS_ON_EVAL_DEV
+                    else name,
                     r["items"],
                     r["scored"],
                     r["roc_auc"],
@@ -949,9 +953,15 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "`ToxicityEvaluator` (same embeddings, only the weights "
             "differ): on eval_dev, a head trained on toxigen_dev and the contrast lines; on "
             "toxigen_dev, the "
-            "group splits below. The other evaluators have no trained weights; "
-            "their rules were developed while looking at these files, so the held-out sets "
-            "the datasets README mentions remain the real test.",
+            "group splits below. The relevance and completeness heads (version 3) were "
+            "trained on eval_dev's relevance and completeness lines (with "
+            "`datasets/relevance_pairs_dev.jsonl` and `datasets/completeness_pairs_dev.jsonl`), "
+            "so their eval_dev figures are in-sample too; their training scripts print "
+            "leave-one-question-out estimates. Factuality's framing head was trained against "
+            "the sentences of eval_dev's and halueval_qa_dev's factuality lines as statements. "
+            "The rules of all evaluators were developed while looking at these files, so the "
+            "validation sets below and the held-out sets the datasets README mentions remain "
+            "the real test.",
             "",
             *toxigen_measures_markdown(q["held_out"]),
             "",
