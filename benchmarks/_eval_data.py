@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DATASETS_DIR",
     "dataset_path",
     "evaluate_file",
+    "flag_precision_recall",
     "labelled",
     "length_matched_ids",
     "load_rows",
@@ -165,13 +166,47 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float | None]) -> float:
     return float(roc_auc_score([y for y, _ in pairs], [s for _, s in pairs]))
 
 
+def flag_precision_recall(
+    labels: Sequence[int],
+    scores: Sequence[float | None],
+    threshold: float,
+    higher_is_better: bool = True,
+) -> dict[str, float | int]:
+    """Precision and recall of the lines an evaluator flags at its shipped ``threshold``.
+
+    A line is flagged when it fails the threshold (``score < threshold``, or
+    ``score >= threshold`` where a high score is bad, as for toxicity) and bad
+    when its label says so (0, or 1 where a high score is bad): what an alert on
+    failing scores would catch. Precision is NaN when nothing is flagged, recall
+    when no line is bad. Unscored lines are left out.
+    """
+    bad_label = 0 if higher_is_better else 1
+    flagged = bad = hits = 0
+    for y, s in zip(labels, scores, strict=True):
+        if s is None or math.isnan(float(s)):
+            continue
+        fails = float(s) < threshold if higher_is_better else float(s) >= threshold
+        is_bad = int(y) == bad_label
+        flagged += fails
+        bad += is_bad
+        hits += fails and is_bad
+    return {
+        "precision": hits / flagged if flagged else math.nan,
+        "recall": hits / bad if bad else math.nan,
+        "flagged": flagged,
+        "bad": bad,
+    }
+
+
 def evaluate_file(
     evaluator: Evaluator, name: str | Path, label: str, batch_size: int = 64
 ) -> dict[str, Any]:
     """Run ``evaluator`` over the lines of a dataset file carrying ``label``; ROC AUC and speed.
 
     Returns ``{"file", "label", "items", "scored", "roc_auc", "seconds",
-    "items_per_s"}``, plus ``"length_matched_roc_auc"`` and
+    "items_per_s", "precision", "recall", "flagged", "bad", "labels",
+    "scores"}`` (precision and recall of the lines flagged at the evaluator's
+    threshold, :func:`flag_precision_recall`), plus ``"length_matched_roc_auc"`` and
     ``"length_matched_items"`` for factuality. Batches of ``batch_size``, as
     the scheduler sends them; the time includes whatever embedding the batch
     needs that is not cached yet.
@@ -191,9 +226,18 @@ def evaluate_file(
         "roc_auc": roc_auc(labels, scores),
         "seconds": seconds,
         "items_per_s": len(items) / seconds if seconds > 0 else math.inf,
+        **flag_precision_recall(labels, scores, evaluator.threshold, evaluator.higher_is_better),
+        "labels": labels,
+        "scores": scores,
     }
     if label == "factuality":
         matched = length_matched_ids(rows, label)
         report["length_matched_items"] = len(matched)
-        report["length_matched_roc_auc"] = roc_auc(*subset(items, labels, scores, matched))
+        sub_labels, sub_scores = subset(items, labels, scores, matched)
+        report["length_matched_roc_auc"] = roc_auc(sub_labels, sub_scores)
+        rates = flag_precision_recall(
+            sub_labels, sub_scores, evaluator.threshold, evaluator.higher_is_better
+        )
+        report["length_matched_precision"] = rates["precision"]
+        report["length_matched_recall"] = rates["recall"]
     return report

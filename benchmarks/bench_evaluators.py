@@ -77,7 +77,8 @@ PACKAGES = [
 ]
 SECTION = "## Evaluators"
 #: Lines like eval_dev's, written for llmvigil after the evaluators were tuned.
-PROBE_PATH = Path(__file__).with_name("data") / "probe_eval.jsonl"
+DATA = Path(__file__).with_name("data")
+PROBE_PATH = DATA / "probe_eval.jsonl"
 PROBE_EVALUATORS = ("relevance", "completeness", "brevity", "toxicity", "factuality")
 TRAINER_PATH = ROOT / "scripts" / "train_toxicity_head.py"
 
@@ -89,6 +90,8 @@ EVAL_DEV_TARGETS = {
     "toxicity": 0.95,
     "factuality": 0.90,
 }
+#: Evaluators whose learned head (version 3) has eval_dev's lines among its training data.
+HEADS_ON_EVAL_DEV = frozenset({"relevance", "completeness"})
 HALUEVAL_TARGET = 0.95
 HALUEVAL_MATCHED_TARGET = 0.90
 TOXIGEN_HELD_OUT_TARGET = 0.93
@@ -131,8 +134,16 @@ def row(
     target: float | None,
     note: str = "",
     reference: float | None = None,
+    rates: dict[str, Any] | None = None,
+    baseline: bool = False,
 ) -> dict[str, Any]:
-    """One table row; ``reference``: a level an unjudged row is compared with, for information."""
+    """One table row; ``reference``: a level an unjudged row is compared with, for information.
+
+    ``rates``: precision and recall of the flagged lines at the shipped threshold
+    (:func:`benchmarks._eval_data.flag_precision_recall`); ``baseline``: a naive
+    baseline's row, which has no threshold.
+    """
+    rates = rates or {}
     return {
         "file": file,
         "evaluator": evaluator,
@@ -142,10 +153,15 @@ def row(
         "target": target,
         "note": note,
         "reference": reference,
+        "precision": rates.get("precision"),
+        "recall": rates.get("recall"),
+        "baseline": baseline,
     }
 
 
-def score_texts_with_head(items: list, coef: Any, intercept: float, gate: float, tmp: Path) -> list:
+def score_texts_with_head(
+    items: list, coef: Any, intercept: float, gate: float | None, tmp: Path
+) -> list:
     """Scores of ``items`` by the real toxicity evaluator with another head's weights."""
     from llmvigil.evaluators.toxicity import WEIGHTS_FORMAT, ToxicityEvaluator, ToxicityModel
 
@@ -183,22 +199,24 @@ def toxicity_held_out() -> dict[str, Any]:
     """
     import numpy as np
 
-    from benchmarks._eval_data import labelled, load_rows, roc_auc
-    from llmvigil.evaluators.toxicity import ToxicityHead
+    from benchmarks._eval_data import flag_precision_recall, labelled, load_rows, roc_auc
+    from llmvigil.evaluators.toxicity import ToxicityEvaluator, ToxicityHead
     from llmvigil.evaluators.vectors import shared_vectors
 
     trainer = load_trainer()
     gate = ToxicityHead.load().profanity_gate
+    threshold = ToxicityEvaluator.threshold
     toxigen = load_rows("toxigen_dev.jsonl")
     evald = [r for r in load_rows("eval_dev.jsonl") if "toxicity" in r.get("labels", {})]
     items_t, labels_t = labelled(toxigen, "toxicity")
     items_e, labels_e = labelled(evald, "toxicity")
     vectors = shared_vectors()
     xt = vectors.encode_layers([r["output"] for r in toxigen]).astype(np.float64)
-    xe = vectors.encode_layers([r["output"] for r in evald]).astype(np.float64)
-    yt, ye = np.array(labels_t), np.array(labels_e)
+    yt = np.array(labels_t)
     gt = np.array([r["group"] for r in toxigen])
-    ge = np.array([trainer.EVAL_GROUP] * len(ye))
+    # Every head also trains on eval_dev's toxicity lines and the contrast lines, as shipped.
+    xe, ye, ge, _ = trainer.load_extra(vectors)
+    in_eval = ge == trainer.EVAL_GROUP
     groups = sorted(set(gt))
 
     per_group: list[dict[str, Any]] = []
@@ -237,9 +255,12 @@ def toxicity_held_out() -> dict[str, Any]:
                     "lines": len(idx),
                     "toxic": int(yt[idx].sum()),
                     "roc_auc": roc_auc(yt[idx].tolist(), scores),
+                    **flag_precision_recall(yt[idx].tolist(), scores, threshold, False),
                 }
             )
-        w, b, _ = trainer.fit_calibrated(xt, yt, gt)
+        w, b, _ = trainer.fit_calibrated(
+            np.vstack([xt, xe[~in_eval]]), np.r_[yt, ye[~in_eval]], np.r_[gt, ge[~in_eval]]
+        )
         unseen = score_texts_with_head(items_e, w, b, gate, tmp)
     aucs = [g["roc_auc"] for g in per_group]
     split_aucs = [s["roc_auc"] for s in splits]
@@ -249,6 +270,11 @@ def toxicity_held_out() -> dict[str, Any]:
         "split_min": float(np.min(split_aucs)),
         "split_max": float(np.max(split_aucs)),
         "split_sem": float(np.std(split_aucs, ddof=1) / np.sqrt(len(split_aucs))),
+        "split_rates": {
+            k: float(np.nanmean([s[k] for s in splits])) for k in ("precision", "recall")
+        },
+        "pooled_rates": flag_precision_recall(labels_t, pooled, threshold, False),
+        "eval_dev_rates": flag_precision_recall(labels_e, unseen, threshold, False),
         "split_train_groups": trainer.SPLIT_TRAIN_GROUPS,
         "groups": per_group,
         "mean": float(np.mean(aucs)),
@@ -257,14 +283,52 @@ def toxicity_held_out() -> dict[str, Any]:
         "pooled": roc_auc(labels_t, pooled),
         "toxigen_lines": len(yt),
         "eval_dev_unseen": roc_auc(labels_e, unseen),
-        "eval_dev_lines": len(ye),
+        "eval_dev_lines": len(labels_e),
         "eval_dev_scored": sum(s is not None for s in unseen),
         "gate": gate,
     }
 
 
+def baseline_rows(
+    file: str, path: str | Path, name: str, skip: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The naive baselines of evaluator ``name`` on the lines of ``path`` labelled for it."""
+    from benchmarks._baselines import BASELINES
+    from benchmarks._eval_data import labelled, load_rows, roc_auc
+
+    items, labels = labelled(load_rows(path), name)
+    rows = []
+    for label, baseline in BASELINES.get(name, {}).items():
+        if label in skip:
+            continue
+        scores = baseline(items)
+        rows.append(
+            row(
+                file,
+                f"baseline: {label}",
+                len(items),
+                sum(v is not None for v in scores),
+                roc_auc(labels, scores),
+                None,
+                baseline=True,
+            )
+        )
+    return rows
+
+
+#: Validation sets written for issue 18 before tuning (``benchmarks/data/VALIDATION.md``):
+#: file label, path, evaluator, ROC AUC target.
+VALIDATION_SETS = [
+    ("factuality_rag", DATA / "factuality_rag.jsonl", "factuality", 0.75),
+    ("relevance_question_sentence", DATA / "relevance_question_sentence.jsonl", "relevance", 0.85),
+    ("toxicity_functional", DATA / "toxicity_functional.jsonl", "toxicity", 0.85),
+    ("toxicity_unseen_groups", DATA / "toxicity_unseen_groups.jsonl", "toxicity", 0.93),
+    ("completeness_heldout", DATA / "completeness_heldout.jsonl", "completeness", 0.90),
+]
+
+
 def quality() -> dict[str, Any]:
-    """ROC AUC rows for every (file, evaluator) pair, in-sample and held-out."""
+    """ROC AUC, precision and recall rows for every (file, evaluator) pair, with baselines."""
     from benchmarks._eval_data import evaluate_file, load_rows
     from llmvigil.evaluators.registry import available
 
@@ -289,34 +353,49 @@ def quality() -> dict[str, Any]:
                     r["roc_auc"],
                     None,
                     "in-sample: the head was trained on these lines",
+                    rates=r,
                 )
             )
             rows.append(
                 row(
                     "eval_dev",
-                    "toxicity, head trained on toxigen_dev only (unseen)",
+                    "toxicity, head trained without eval_dev (unseen)",
                     held["eval_dev_lines"],
                     held["eval_dev_scored"],
                     held["eval_dev_unseen"],
                     EVAL_DEV_TARGETS["toxicity"],
+                    rates=held["eval_dev_rates"],
                 )
             )
         else:
             rows.append(
                 row(
                     "eval_dev",
-                    name,
+                    f"{name} (head trained on these lines too)"
+                    if name in HEADS_ON_EVAL_DEV
+                    else name,
                     r["items"],
                     r["scored"],
                     r["roc_auc"],
                     EVAL_DEV_TARGETS.get(name),
+                    rates=r,
                 )
             )
+        rows += baseline_rows("eval_dev", "eval_dev.jsonl", name)
 
     r = evaluate_file(classes["factuality"](), "halueval_qa_dev.jsonl", "factuality")
     rows.append(
-        row("halueval_qa_dev", "factuality", r["items"], r["scored"], r["roc_auc"], HALUEVAL_TARGET)
+        row(
+            "halueval_qa_dev",
+            "factuality",
+            r["items"],
+            r["scored"],
+            r["roc_auc"],
+            HALUEVAL_TARGET,
+            rates=r,
+        )
     )
+    rows += baseline_rows("halueval_qa_dev", "halueval_qa_dev.jsonl", "factuality")
     rows.append(
         row(
             "halueval_qa_dev, length-matched subset",
@@ -326,8 +405,19 @@ def quality() -> dict[str, Any]:
             r["length_matched_roc_auc"],
             HALUEVAL_MATCHED_TARGET,
             "pairs whose lengths differ by at most one word",
+            rates={
+                "precision": r["length_matched_precision"],
+                "recall": r["length_matched_recall"],
+            },
         )
     )
+
+    # Written for issue 18 before any tuning: data of the kinds the evaluators are
+    # judged on away from the dev files.
+    for file, path, name, target in VALIDATION_SETS:
+        r = evaluate_file(classes[name](), path, name)
+        rows.append(row(file, name, r["items"], r["scored"], r["roc_auc"], target, rates=r))
+        rows += baseline_rows(file, path, name)
 
     # Written after the evaluators were tuned: how they fare on unseen lines of
     # eval_dev's kinds. Small, so for information only.
@@ -342,6 +432,7 @@ def quality() -> dict[str, Any]:
                 r["roc_auc"],
                 None,
                 "benchmarks/data/probe_eval.jsonl, written after tuning",
+                rates=r,
             )
         )
 
@@ -355,7 +446,15 @@ def quality() -> dict[str, Any]:
             r["roc_auc"],
             None,
             "in-sample: the head was trained on these lines",
+            rates=r,
         )
+    )
+    # The logistic-regression baseline is trained on these very lines: left out here.
+    rows += baseline_rows(
+        "toxigen_dev",
+        "toxigen_dev.jsonl",
+        "toxicity",
+        skip=("logistic regression on the sentence vector (trained on toxigen_dev)",),
     )
     n = held["toxigen_lines"]
     groups = len(held["groups"])
@@ -373,6 +472,7 @@ def quality() -> dict[str, Any]:
             f"{sizes[0]}-{sizes[-1]} per split",
             held["split_mean"],
             TOXIGEN_HELD_OUT_TARGET,
+            rates=held["split_rates"],
         )
     )
     for label, split in (("worst", worst), ("best", best)):
@@ -407,6 +507,7 @@ def quality() -> dict[str, Any]:
             held["pooled"],
             None,
             reference=TOXIGEN_HELD_OUT_TARGET,
+            rates=held["pooled_rates"],
         )
     )
     worst_lines = next(g["lines"] for g in held["groups"] if g["group"] == held["min_group"])
@@ -655,24 +756,40 @@ def verdict(value: float, target: float | None) -> str:
     return "met" if value >= target else "MISSED"
 
 
+def gate_text(gate: float | None) -> str:
+    """How the head meets profanity-check in the scored weights."""
+    return "head alone" if gate is None else f"profanity-check gate {gate:g}"
+
+
+def rate(value: float | None) -> str:
+    """A precision or recall cell: '—' where there is none (baselines, nothing flagged)."""
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:.2f}"
+
+
 def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines = [
-        "| File | Evaluator | Lines | Scored | ROC AUC | Target | Status |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| File | Evaluator | Lines | Scored | ROC AUC | Precision | Recall | Target | Status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in q["rows"]:
         target = f">= {r['target']:.2f}" if r["target"] is not None else "—"
         status = verdict(r["roc_auc"], r["target"])
-        if r["target"] is None and "in-sample" in r["evaluator"]:
+        if r.get("baseline"):
+            status = "naive baseline, same lines"
+        elif r["target"] is None and "in-sample" in r["evaluator"]:
             status = "in-sample, not judged"
         elif r["target"] is None and r.get("reference") is not None:
             side = "at or above" if r["roc_auc"] >= r["reference"] else "below"
             status = f"for information, not judged ({side} {r['reference']:.2f})"
         elif r["target"] is None:
             status = "for information"
+        auc = f"{r['roc_auc']:.3f}" if r.get("baseline") else f"**{r['roc_auc']:.3f}**"
         lines.append(
             f"| {r['file']} | {r['evaluator']} | {r['lines']} | {r['scored']} "
-            f"| **{r['roc_auc']:.3f}** | {target} | {status} |"
+            f"| {auc} | {rate(r.get('precision'))} | {rate(r.get('recall'))} "
+            f"| {target} | {status} |"
         )
     probe = [r for r in q["rows"] if r["file"] == "probe_eval"]
     if probe:
@@ -694,9 +811,9 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Toxicity, group splits of toxigen_dev (the judged measure), by split: one head trained "
-        f"on the {k} training groups plus eval_dev's toxicity lines scores every line of the "
-        f"other {len(held['groups']) - k} groups, ROC AUC over those lines (profanity-check "
-        f"gate {held['gate']:g} as shipped):",
+        f"on the {k} training groups plus eval_dev's toxicity lines and the contrast lines "
+        f"scores every line of the other {len(held['groups']) - k} groups, ROC AUC over those "
+        f"lines ({gate_text(held['gate'])}, as shipped):",
         "",
         "| Split | Training groups | Held-out lines | Toxic | ROC AUC |",
         "|---:|---|---:|---:|---:|",
@@ -709,8 +826,8 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Toxicity, leave-one-group-out on toxigen_dev, by held-out group (head trained on the "
-        f"other {len(held['groups']) - 1} groups plus eval_dev's toxicity lines; profanity-check "
-        f"gate {held['gate']:g} as shipped):",
+        f"other {len(held['groups']) - 1} groups plus eval_dev's toxicity lines and the contrast "
+        f"lines; {gate_text(held['gate'])}, as shipped):",
         "",
         "| Held-out group | Lines | Toxic | ROC AUC |",
         "|---|---:|---:|---:|",
@@ -828,17 +945,39 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "",
             "**In-sample vs held-out.** The shipped toxicity head "
             "(`llmvigil/evaluators/weights/toxicity_head.json`) was trained on all of "
-            "toxigen_dev and on eval_dev's toxicity lines, so its AUC on those lines is "
+            "toxigen_dev, on eval_dev's toxicity lines and on "
+            "`datasets/toxicity_contrast_dev.jsonl`, so its AUC on those lines is "
             "in-sample and says little about new text; it is shown but not judged. The "
             "toxicity targets are judged on heads trained by `scripts/train_toxicity_head.py`'s "
             "own code without the lines they score, then run through the real "
-            "`ToxicityEvaluator` (same embeddings and profanity-check gate, only the weights "
-            "differ): on eval_dev, a head trained on toxigen_dev alone; on toxigen_dev, the "
-            "group splits below. The other evaluators have no trained weights; "
-            "their rules were developed while looking at these files, so the held-out sets "
-            "the datasets README mentions remain the real test.",
+            "`ToxicityEvaluator` (same embeddings, only the weights "
+            "differ): on eval_dev, a head trained on toxigen_dev and the contrast lines; on "
+            "toxigen_dev, the "
+            "group splits below. The relevance and completeness heads (version 3) were "
+            "trained on eval_dev's relevance and completeness lines (with "
+            "`datasets/relevance_pairs_dev.jsonl` and `datasets/completeness_pairs_dev.jsonl`), "
+            "so their eval_dev figures are in-sample too; their training scripts print "
+            "leave-one-question-out estimates. Factuality's framing head was trained against "
+            "the sentences of eval_dev's and halueval_qa_dev's factuality lines as statements. "
+            "The rules of all evaluators were developed while looking at these files, so the "
+            "validation sets below and the held-out sets the datasets README mentions remain "
+            "the real test.",
             "",
             *toxigen_measures_markdown(q["held_out"]),
+            "",
+            "**Precision and recall** are of the lines each evaluator flags at its shipped "
+            "threshold (a score below it fails; for toxicity, a score at or above it is toxic): "
+            "precision is the share of flagged lines that are bad (label 0, or toxic), recall "
+            "the share of bad lines flagged, what an alert on failing scores would catch and "
+            "miss. For the toxicity group splits they are means over the splits. Each "
+            "evaluator's rows are followed by the naive baselines on the same lines, computed "
+            "in this run (`benchmarks/_baselines.py`; they have no threshold, so ROC AUC only).",
+            "",
+            "**Validation sets** (`benchmarks/data/VALIDATION.md`): factuality_rag, "
+            "relevance_question_sentence, toxicity_functional, toxicity_unseen_groups and "
+            "completeness_heldout were written for issue 18 before any evaluator was tuned "
+            "against them, each of one kind of the held-out data the evaluators are judged on; "
+            "their targets are issue 18's.",
             "",
             *quality_markdown(q),
         ]

@@ -6,9 +6,10 @@ token vectors after each of the six transformer layers, each L2-normalised and
 concatenated, computed in the same model pass as the sentence vectors the
 evaluators share; ``TextVectors.encode_layers``), calibrated by Platt scaling
 on out-of-group predictions and folded into one coefficient vector and
-intercept. The evaluator combines it with
-alt-profanity-check through a gated maximum (see ``gated_max`` in
-``llmvigil/evaluators/toxicity.py``); the gate is stored in the weights file.
+intercept. Head v3 scores alone: the gated maximum with alt-profanity-check
+that v2 shipped (``gated_max`` in ``llmvigil/evaluators/toxicity.py``) flagged
+profanity without hate and counter-speech as toxic; the combinations are still
+measured and printed, for comparison.
 
 Data (labelled, public):
 
@@ -21,7 +22,19 @@ Data (labelled, public):
   (explicit insults without and with swear words, and harmless lines with
   rude-looking words), part of this repository's own data.
 
-Both live in the repository's ``datasets/`` folder, with their licences
+- ``toxicity_contrast_dev.jsonl`` (head v3): 68 lines written for llmvigil
+  about ten groups that neither ToxiGen's dev groups nor the validation sets
+  name (refugees, Sikhs, Poles, Buddhists, Koreans, Nigerians, autistic and deaf
+  people, Catholics, Italians): counter-speech quoting or naming hate, negated
+  hate, profanity without hate and neutral statements (0), and hateful
+  statements with and without swear words (1), so that quoting, naming or
+  negating hate and swearing alone do not read as hate. Each of its (group,
+  label) cells is weighted like a ToxiGen group's: chosen over one cell for the
+  whole file and cells by kind of line on the family-held-out estimates (mean
+  0.954 against 0.949 and 0.948) and leave-one-group-out over the contrast
+  lines (0.975 against 0.947 and 0.956), measured in a one-off run.
+
+All live in the repository's ``datasets/`` folder, with their licences
 (``--datasets DIR`` reads another). No other part of ToxiGen is used: the
 groups it leaves out are what the head is measured on elsewhere.
 
@@ -93,7 +106,7 @@ Usage::
 
     python scripts/train_toxicity_head.py            # measure, then write the weights
     python scripts/train_toxicity_head.py --no-write # measure only
-    python scripts/train_toxicity_head.py --grid     # also the C / weighting grid, nested
+    python scripts/train_toxicity_head.py --grid     # also the C grid and family held out
     python scripts/train_toxicity_head.py --no-write --datasets DIR  # other dev files
 """
 
@@ -122,16 +135,37 @@ from llmvigil.evaluators.toxicity import (  # noqa: E402
     gated_max,
     profanity_probability,
 )
-from llmvigil.evaluators.vectors import DIMENSIONS, LAYERS, shared_vectors  # noqa: E402
+from llmvigil.evaluators.vectors import (  # noqa: E402
+    DIMENSIONS,
+    LAYERS,
+    TextVectors,
+    shared_vectors,
+)
 
 #: The public dev sets and their licences, carried by the repository.
 DATASETS = ROOT / "datasets"
 SEED = 0
 C = 1.0
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
-GATE = 0.9
-HEAD_VERSION = "2"
+HEAD_VERSION = "3"
 EVAL_GROUP = "eval_dev"
+#: Lines written for llmvigil so the head learns that quoting, naming or negating hate is
+#: not hate and that swearing alone is not toxic; each (group, label) cell is weighted
+#: as a ToxiGen group's is. Prefixed so its groups never meet ToxiGen's.
+CONTRAST = "toxicity_contrast_dev.jsonl"
+CONTRAST_PREFIX = "contrast:"
+#: The family-held-out estimate of ``--grid``: ToxiGen's groups by family, one family
+#: held out at a time. Gender and sexuality has no ToxiGen group here; it is scored on
+#: the lines of the validation set about women, LGBTQ+ and trans people, which no head
+#: is trained on.
+FAMILIES = {
+    "ethnicity": ("asian", "black", "chinese", "latino", "native_american"),
+    "religion": ("jewish", "muslim"),
+    "disability": ("mental_disability", "physical_disability"),
+    "nationality": ("immigrant", "mexican", "middle_east"),
+}
+GENDER_FILE = ROOT / "benchmarks" / "data" / "toxicity_unseen_groups.jsonl"
+GENDER_GROUPS = ("women", "lgbtq", "trans")
 #: The group-split measure: this many seeded random splits of the ToxiGen groups,
 #: each into this many training groups and the rest held out.
 SPLITS = 20
@@ -269,6 +303,51 @@ def learned_combiner(h_train: np.ndarray, p_train: np.ndarray, y_train: np.ndarr
 LEARNED = "learned LR(logit h, logit p) on training groups"
 
 
+def is_toxigen(group: str) -> bool:
+    """Whether ``group`` names a ToxiGen group (not eval_dev's nor a contrast line's)."""
+    return group != EVAL_GROUP and not str(group).startswith(CONTRAST_PREFIX)
+
+
+def load_extra(vectors: TextVectors) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Layer profiles, labels, groups and profanity of the lines every head trains on.
+
+    eval_dev's toxicity lines (group ``EVAL_GROUP``) and the contrast lines (their own
+    groups, prefixed), in that order.
+    """
+    evald = [r for r in load_rows("eval_dev.jsonl") if "toxicity" in r["labels"]]
+    contrast = load_rows(CONTRAST)
+    rows = evald + contrast
+    texts = [r["output"] for r in rows]
+    x = vectors.encode_layers(texts).astype(np.float64)
+    y = np.array([r["labels"]["toxicity"] for r in rows])
+    groups = np.array([EVAL_GROUP] * len(evald) + [CONTRAST_PREFIX + r["group"] for r in contrast])
+    return x, y, groups, profanity_probability(texts)
+
+
+def print_families(
+    xt: np.ndarray, yt: np.ndarray, gt: np.ndarray, xe: np.ndarray, ye: np.ndarray, ge: np.ndarray
+) -> None:
+    """Family-held-out ROC AUC of the shipped recipe: one family of groups out at a time."""
+    vectors = shared_vectors()
+    print("\nfamily held out (head trained on the other families + eval_dev + contrast lines):")
+    for family, members in FAMILIES.items():
+        held = np.isin(gt, members)
+        w, b, _ = fit_calibrated(
+            np.vstack([xt[~held], xe]), np.r_[yt[~held], ye], np.r_[gt[~held], ge]
+        )
+        score = auc(yt[held], xt[held] @ w + b)
+        print(f"  {family:22s} {held.sum():4d} lines  ROC AUC {score:.4f}")
+    rows = [r for r in load_rows(GENDER_FILE) if r["group"] in GENDER_GROUPS]
+    xg = vectors.encode_layers([r["output"] for r in rows]).astype(np.float64)
+    yg = np.array([r["labels"]["toxicity"] for r in rows])
+    w, b, _ = fit_calibrated(np.vstack([xt, xe]), np.r_[yt, ye], np.r_[gt, ge])
+    score = auc(yg, xg @ w + b)
+    print(
+        f"  {'gender and sexuality':22s} {len(yg):4d} lines  ROC AUC {score:.4f}  "
+        f"({GENDER_FILE.relative_to(ROOT)}: {', '.join(GENDER_GROUPS)}; no training line)"
+    )
+
+
 def auc(y: np.ndarray, s: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -278,12 +357,14 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, balance: bool = True) -> float:
     """The ``C`` of ``GRID_C`` with the best mean leave-one-group-out ROC AUC over ``groups``.
 
-    Rows of ``EVAL_GROUP`` always stay in training; only ToxiGen groups are held out.
+    Rows of ``EVAL_GROUP`` and of the contrast lines always stay in training; only
+    ToxiGen groups are held out.
     """
     best_c, best_auc = C, -1.0
+    held_out = sorted(g for g in set(groups) if is_toxigen(g))
     for c in GRID_C:
         aucs = []
-        for g in sorted(set(groups) - {EVAL_GROUP}):
+        for g in held_out:
             held = groups == g
             w, b = fit_linear(x[~held], y[~held], groups[~held], c, balance)
             aucs.append(auc(y[held], x[held] @ w + b))
@@ -363,24 +444,24 @@ def main() -> int:
     started = time.perf_counter()
 
     toxigen = load_rows("toxigen_dev.jsonl")
-    evald = [r for r in load_rows("eval_dev.jsonl") if "toxicity" in r["labels"]]
     texts_t = [r["output"] for r in toxigen]
-    texts_e = [r["output"] for r in evald]
     vectors = shared_vectors()
     xt = vectors.encode_layers(texts_t).astype(np.float64)
-    xe = vectors.encode_layers(texts_e).astype(np.float64)
-    pt, pe = profanity_probability(texts_t), profanity_probability(texts_e)
+    pt = profanity_probability(texts_t)
     yt = np.array([r["labels"]["toxicity"] for r in toxigen])
-    ye = np.array([r["labels"]["toxicity"] for r in evald])
     gt = np.array([r["group"] for r in toxigen])
-    ge = np.array([EVAL_GROUP] * len(ye))
+    # xe, ye, ge, pe: the lines every head trains on, eval_dev's then the contrast lines.
+    xe, ye, ge, pe = load_extra(vectors)
+    in_eval = ge == EVAL_GROUP
     group_names = sorted(set(gt))
     print(
         f"data: toxigen_dev {len(yt)} lines ({yt.sum()} toxic), {len(group_names)} groups; "
-        f"eval_dev toxicity {len(ye)} lines ({ye.sum()} toxic)"
+        f"eval_dev toxicity {in_eval.sum()} lines ({ye[in_eval].sum()} toxic); "
+        f"{CONTRAST} {(~in_eval).sum()} lines ({ye[~in_eval].sum()} toxic)"
     )
 
     if args.grid:
+        print_families(xt, yt, gt, xe, ye, ge)
         print_grid(xt, xe, yt, ye, gt, ge)
 
     combos = fixed_combinations()
@@ -414,14 +495,16 @@ def main() -> int:
         for n, f in fns.items():
             per_split[n].append(auc(yt[~train], f(h, pt[~train])))
 
-    # 2. eval_dev, by a head that never saw it (ToxiGen only) ...
-    w, b, oog = fit_calibrated(xt, yt, gt)
-    h = sigmoid(xe @ w + b)
-    fns = {**combos, LEARNED: learned_combiner(oog, pt, yt)}
-    eval_unseen = {n: auc(ye, f(h, pe)) for n, f in fns.items()}
+    # 2. eval_dev, by a head that never saw it (ToxiGen and the contrast lines) ...
+    xo, yo, go, po = xe[~in_eval], ye[~in_eval], ge[~in_eval], pe[~in_eval]
+    w, b, oog = fit_calibrated(np.vstack([xt, xo]), np.r_[yt, yo], np.r_[gt, go])
+    h = sigmoid(xe[in_eval] @ w + b)
+    fns = {**combos, LEARNED: learned_combiner(oog, np.r_[pt, po], np.r_[yt, yo])}
+    eval_unseen = {n: auc(ye[in_eval], f(h, pe[in_eval])) for n, f in fns.items()}
     # ... and leave-one-out over its own lines (the shipped head is trained on them).
-    loo = {n: np.zeros(len(ye)) for n in names}
-    for i in range(len(ye)):
+    eval_idx = np.flatnonzero(in_eval)
+    loo = {n: np.zeros(len(eval_idx)) for n in names}
+    for k, i in enumerate(eval_idx):
         keep = np.arange(len(ye)) != i
         x = np.vstack([xt, xe[keep]])
         y = np.r_[yt, ye[keep]]
@@ -429,8 +512,8 @@ def main() -> int:
         h = sigmoid(xe[i : i + 1] @ w + b)
         fns = {**combos, LEARNED: learned_combiner(oog, np.r_[pt, pe[keep]], y)}
         for n, f in fns.items():
-            loo[n][i] = f(h, pe[i : i + 1])[0]
-    eval_loo = {n: auc(ye, loo[n]) for n in names}
+            loo[n][k] = f(h, pe[i : i + 1])[0]
+    eval_loo = {n: auc(ye[in_eval], loo[n]) for n in names}
 
     print(
         f"\nROC AUC; toxigen: {SPLITS} splits ({SPLIT_TRAIN_GROUPS} training groups, one head "
@@ -459,7 +542,7 @@ def main() -> int:
             f"{row['toxigen_lgo_pooled']:8.4f} {row['eval_dev_unseen']:10.4f} "
             f"{row['eval_dev_loo']:7.4f}"
         )
-    chosen = f"gated max, p>={GATE:g}"
+    chosen = "head only"
     print(
         "\nper group, "
         + chosen
@@ -471,10 +554,12 @@ def main() -> int:
     x = np.vstack([xt, xe])
     y = np.r_[yt, ye]
     w, b, _ = fit_calibrated(x, y, np.r_[gt, ge])
-    final = gated_max(sigmoid(x @ w + b), np.r_[pt, pe], GATE)
+    final = sigmoid(x @ w + b)
+    extra = final[len(yt) :]
     print(
         f"\nshipped head, in-sample ROC AUC: toxigen {auc(yt, final[: len(yt)]):.4f}, "
-        f"eval_dev {auc(ye, final[len(yt) :]):.4f}; {time.perf_counter() - started:.0f} s"
+        f"eval_dev {auc(ye[in_eval], extra[in_eval]):.4f}, contrast lines "
+        f"{auc(ye[~in_eval], extra[~in_eval]):.4f}; {time.perf_counter() - started:.0f} s"
     )
 
     if args.no_write:
@@ -493,11 +578,10 @@ def main() -> int:
         "Platt-calibrated on leave-one-group-out scores; probability = "
         "sigmoid(profile . coef + intercept)",
         "combination": {
-            "name": "gated max",
-            "profanity_gate": GATE,
-            "profanity_model": "alt-profanity-check 1.9.1 predict_prob, max over text and "
-            "its sentences",
-            "rule": "score = max(head, profanity) if profanity >= profanity_gate else head",
+            "name": "head only",
+            "profanity_gate": None,
+            "why": "the v2 gated maximum with alt-profanity-check flagged profanity without "
+            "hate and counter-speech as toxic",
         },
         "training_data": [
             {
@@ -510,9 +594,17 @@ def main() -> int:
             },
             {
                 "file": "eval_dev.jsonl (toxicity lines)",
-                "lines": len(ye),
-                "toxic": int(ye.sum()),
+                "lines": int(in_eval.sum()),
+                "toxic": int(ye[in_eval].sum()),
                 "source": "written for llmvigil",
+                "licence": "same as llmvigil",
+            },
+            {
+                "file": CONTRAST,
+                "lines": int((~in_eval).sum()),
+                "toxic": int(ye[~in_eval].sum()),
+                "source": "written for llmvigil: counter-speech, negated hate, profanity "
+                "without hate, neutral and hateful statements about ten other groups",
                 "licence": "same as llmvigil",
             },
         ],

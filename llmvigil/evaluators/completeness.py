@@ -19,20 +19,33 @@ Each clause answers at most one part (an optimal assignment), except that a
 clause naming a part's own terms may serve several, and other reuse counts
 at a discount: one number cannot be both the weight and the size limit.
 
-The score is the mean coverage of the question's parts, averaged with the
-mean coverage of the reference's points when there is a reference.
-``details`` lists the parts and points not covered.
+Version 3 scores with a logistic regression learned on labelled answers
+(``scripts/train_completeness_head.py``, weights in
+``llmvigil/evaluators/weights/completeness_head.json``) over what the above
+measures (:data:`FEATURES`): the weakest part's coverage, the
+weakest part's best raw similarity to any clause, the mean similarity of an
+optimal one-clause-per-part assignment, and whether there are as many clauses
+as parts. Up to version 2 the score was the mean part coverage, whose
+hand-set calibration fitted the dev lines (ROC AUC 1.0) but not complete
+answers worded otherwise (0.695 on ``benchmarks/data/completeness_heldout.jsonl``).
+With a reference, the head's probability is averaged with the mean coverage
+of the reference's points. ``details`` lists the parts and points not covered.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.answers import LOCATIVE, answer_forms, explicit_yes_no, names_someone
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.questions import (
@@ -46,7 +59,20 @@ from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import split_sentences, word_count
 from llmvigil.evaluators.vectors import shared_vectors
 
-METHOD = "all-MiniLM-L6-v2 part coverage + key terms"
+METHOD = "all-MiniLM-L6-v2 part coverage + key terms, learned weights"
+#: The learned weights (coefficients over :data:`FEATURES`, intercept, provenance).
+WEIGHTS_PATH = Path(__file__).parent / "weights" / "completeness_head.json"
+WEIGHTS_FORMAT = "llmvigil-completeness-head"
+#: What the head weighs, in the order of its coefficients (all in ``details``).
+# The mean part coverage (version 2's score) is left out: beside the weakest
+# part's it took a negative weight and lowered the cross-validated ROC AUC
+# (0.875 against 0.882, scripts/train_completeness_head.py's lines).
+FEATURES = (
+    "weakest_part_coverage",
+    "weakest_part_similarity",
+    "assigned_similarity",
+    "clauses_for_every_part",
+)
 
 #: Logistic calibration of the cosine between a question part (or reference
 #: point) and a response clause.
@@ -112,6 +138,50 @@ def _calibrate(cos: np.ndarray, midpoint: float = MIDPOINT, scale: float = SCALE
     return 1.0 / (1.0 + np.exp(-(cos - midpoint) / scale))
 
 
+@dataclass(frozen=True)
+class CompletenessHead:
+    """Logistic-regression weights over :data:`FEATURES`, read from a JSON file."""
+
+    coef: np.ndarray
+    intercept: float
+    version: str
+
+    @classmethod
+    def load(cls, path: Path | str = WEIGHTS_PATH) -> CompletenessHead:
+        """Read a weights file; raises :class:`EvaluatorError` when missing or malformed."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EvaluatorError(
+                f"completeness weights not found at {path}; "
+                "run `python scripts/train_completeness_head.py` or reinstall llmvigil"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise EvaluatorError(f"cannot read completeness weights {path}: {exc}") from exc
+        if data.get("format") != WEIGHTS_FORMAT or tuple(data.get("features", ())) != FEATURES:
+            raise EvaluatorError(
+                f"{path} is not a completeness head for features {FEATURES} "
+                f"(format {data.get('format')!r}); retrain it with "
+                "`python scripts/train_completeness_head.py`"
+            )
+        return cls(
+            coef=np.asarray(data["coef"], dtype=np.float64),
+            intercept=float(data["intercept"]),
+            version=str(data["version"]),
+        )
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """Probability that each row of ``features`` is a complete response."""
+        return 1.0 / (1.0 + np.exp(-(features @ self.coef + self.intercept)))
+
+
+@lru_cache(maxsize=1)
+def shipped_head() -> CompletenessHead:
+    """The head shipped with the package, loaded once per process."""
+    return CompletenessHead.load()
+
+
 def _answer_terms(part: QuestionPart) -> set[str]:
     return {t for t in part.terms if t not in _QUESTION_WORDS}
 
@@ -127,9 +197,22 @@ class Completeness(Evaluator):
 
     name = "completeness"
     # 2: steps listed with commas ("Open Settings, choose ...") read as instructions.
-    version = "2"
+    # 3: a learned head over the coverage measures scores. The pass threshold stays
+    # 0.7: alerts set on it keep their meaning of "most of what was asked".
+    version = "3"
     needs = frozenset({"input", "output"})
     threshold = 0.7
+
+    def __init__(self, head: CompletenessHead | None = None) -> None:
+        """Score with ``head`` (default: the weights shipped in the package)."""
+        self._head = head
+
+    @property
+    def head(self) -> CompletenessHead:
+        """The weights in use, loaded on first use."""
+        if self._head is None:
+            self._head = shipped_head()
+        return self._head
 
     def evaluate(self, batch: Sequence[EvalItem]) -> list[Score]:
         """Score every item; all parts, points and clauses of the batch are embedded in one call."""
@@ -244,6 +327,27 @@ class Completeness(Evaluator):
         ]
         question_coverage = float(coverage.mean()) if len(parts) else 0.0
 
+        similarity = part_vecs @ unit_vecs.T  # parts x units, raw cosines
+        if n_p and n_u:
+            sim_rows, sim_cols = linear_sum_assignment(similarity, maximize=True)
+            assigned_similarity = float(similarity[sim_rows, sim_cols].sum() / n_p)
+            weakest_similarity = float(similarity.max(axis=1).min())
+        else:
+            assigned_similarity = weakest_similarity = 0.0
+        details = {
+            "parts": part_rows,
+            "not_covered": [r["part"] for r in part_rows if r["coverage"] < COVERED],
+            "question_coverage": round(question_coverage, 4),
+            "weakest_part_coverage": round(float(coverage.min()) if n_p else 0.0, 4),
+            "weakest_part_similarity": round(weakest_similarity, 4),
+            "assigned_similarity": round(assigned_similarity, 4),
+            "response_clauses": len(units),
+            "clauses_for_every_part": n_u >= n_p,
+        }
+        row = np.array([[float(details[name]) for name in FEATURES]])
+        head_probability = float(self.head.probability(row)[0])
+        details["head_probability"] = round(head_probability, 4)
+
         point_rows = []
         reference_coverage = None
         if points:
@@ -263,18 +367,11 @@ class Completeness(Evaluator):
                 values.append(value)
                 point_rows.append({"point": point, "coverage": round(value, 3)})
             reference_coverage = float(np.mean(values))
-            score = (
-                1 - REFERENCE_WEIGHT
-            ) * question_coverage + REFERENCE_WEIGHT * reference_coverage
+            reference_part = REFERENCE_WEIGHT * reference_coverage
+            score = (1 - REFERENCE_WEIGHT) * head_probability + reference_part
         else:
-            score = question_coverage
+            score = head_probability
 
-        details = {
-            "parts": part_rows,
-            "not_covered": [r["part"] for r in part_rows if r["coverage"] < COVERED],
-            "question_coverage": round(question_coverage, 4),
-            "response_clauses": len(units),
-        }
         if points:
             details["reference_points"] = point_rows
             details["reference_not_covered"] = [

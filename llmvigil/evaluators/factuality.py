@@ -32,6 +32,17 @@ a clause of the response) is checked like this:
    measured and rejected: adding it lowered ROC AUC (see
    ``benchmarks/RESULTS.md``).
 
+4. **Framing.** Sentences that frame the answer instead of stating something
+   ("Based on the provided passages, here is the answer.", "I hope this
+   helps!") have no support in the evidence by nature, and used to count as
+   unsupported claims. A claim with missing terms and no conflict is shown to
+   a small learned head (logistic regression over its shared sentence vector,
+   ``scripts/train_framing_head.py``, weights in
+   ``llmvigil/evaluators/weights/framing_head.json``); when it reads as
+   framing, it is left out of the score and listed under ``framing`` in
+   ``details``. Only those claims are embedded. A response of framing alone
+   asserts nothing and gets no score.
+
 When only a reference answer is given, terms of the question count as given
 (a reference answer is short and does not repeat the question); with a context,
 they must be supported like any other, since a response that merely repeats the
@@ -51,16 +62,20 @@ Example::
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import (
@@ -80,7 +95,15 @@ from llmvigil.evaluators.vectors import TextVectors, shared_vectors
 
 __all__ = ["Claim", "FactualityEvaluator", "check_claims", "split_claims"]
 
-METHOD = "claim-check: terms, names, numbers and what they count, dates, negation + minilm v2"
+METHOD = (
+    "claim-check: terms, names, numbers and what they count, dates, negation + minilm, "
+    "framing head v3"
+)
+#: The framing-sentence head: logistic regression over the shared sentence vector.
+FRAMING_PATH = Path(__file__).parent / "weights" / "framing_head.json"
+FRAMING_FORMAT = "llmvigil-framing-head"
+#: A claim the head gives at least this probability of framing is left out of the score.
+FRAMING_THRESHOLD = 0.5
 NO_EVIDENCE = "no context and no reference to check against"
 
 # Words that answer a yes/no question rather than state a fact: nothing to look up.
@@ -221,6 +244,16 @@ class Claim:
     conflicts: int = 0
     evidence: str | None = None
     similarity: float | None = None
+    #: The framing head's probability, for claims it was asked about.
+    framing_probability: float | None = None
+    #: A lead the framing head read as framing, cut off before the claim was checked.
+    framing_lead: str | None = None
+
+    @property
+    def framing(self) -> bool:
+        """Whether the claim frames the answer instead of stating something."""
+        p = self.framing_probability
+        return p is not None and p >= FRAMING_THRESHOLD
 
     def as_details(self) -> dict[str, Any]:
         """The claim as shown in ``Score.details``."""
@@ -237,7 +270,53 @@ class Claim:
             out["evidence_sentence"] = self.evidence
         if self.similarity is not None:
             out["similarity"] = round(self.similarity, 3)
+        if self.framing_lead:
+            out["framing_lead"] = self.framing_lead
         return out
+
+
+@dataclass(frozen=True)
+class FramingHead:
+    """Weights of the framing-sentence classifier, read from a JSON file."""
+
+    coef: np.ndarray
+    intercept: float
+    version: str
+
+    @classmethod
+    def load(cls, path: Path | str = FRAMING_PATH) -> FramingHead:
+        """Read a weights file; raises :class:`EvaluatorError` when missing or malformed."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EvaluatorError(
+                f"framing head weights not found at {path}; "
+                "run `python scripts/train_framing_head.py` or reinstall llmvigil"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise EvaluatorError(f"cannot read framing head weights {path}: {exc}") from exc
+        if data.get("format") != FRAMING_FORMAT:
+            raise EvaluatorError(
+                f"{path} is not a framing head file (format {data.get('format')!r}, "
+                f"expected {FRAMING_FORMAT!r})"
+            )
+        return cls(
+            coef=np.asarray(data["coef"], dtype=np.float64),
+            intercept=float(data["intercept"]),
+            version=str(data["version"]),
+        )
+
+    def probability(self, vectors: np.ndarray) -> np.ndarray:
+        """Probability that each sentence vector is of a framing sentence."""
+        z = vectors.astype(np.float64) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@lru_cache(maxsize=1)
+def shipped_framing_head() -> FramingHead:
+    """The framing head shipped with the package, loaded once per process."""
+    return FramingHead.load()
 
 
 class _UnitCache:
@@ -466,24 +545,37 @@ def check_claims(
 ) -> list[list[Claim] | None]:
     """Check every claim of every item; ``None`` for items with no evidence.
 
-    Lexical checks run per item; the few claims that need the sentence vectors
-    to pick their evidence sentence are embedded together in one call.
+    Lexical checks run per item. Then two embedding calls per batch at most:
+    one for the claims the framing head is asked about (:func:`_read_framing`),
+    one for the few claims that need the sentence vectors to pick their
+    evidence sentence.
     """
     results: list[list[Claim] | None] = []
-    pending: list[_Pending] = []
+    waiting: dict[int, _Pending] = {}
+    evidence: list[_Evidence | None] = []
     for item in items:
         ev = _evidence(item)
+        evidence.append(ev)
         if ev is None:
             results.append(None)
             continue
         claims: list[Claim] = []
         for text in split_claims(item.output or ""):
-            body = _LEADING_PARTICLE_RE.sub("", text)
-            claim, wait = _check(body, text, ev)
+            claim, wait = _check(_LEADING_PARTICLE_RE.sub("", text), text, ev)
             claims.append(claim)
             if wait is not None:
-                pending.append(wait)
+                waiting[id(claim)] = wait
         results.append(claims)
+    for k, j, rest in _read_framing(results, vectors):
+        claims, ev = results[k], evidence[k]
+        assert claims is not None and ev is not None
+        waiting.pop(id(claims[j]), None)
+        claim, wait = _check(_LEADING_PARTICLE_RE.sub("", rest), rest, ev)
+        claim.framing_lead = claims[j].text[: len(claims[j].text) - len(rest)].strip()
+        claims[j] = claim
+        if wait is not None:
+            waiting[id(claim)] = wait
+    pending = list(waiting.values())
     if pending:
         texts = unique([p.body for p in pending] + [u.text for p in pending for u in p.candidates])
         matrix = (vectors or shared_vectors()).encode(texts)
@@ -493,6 +585,49 @@ def check_claims(
             best = int(np.argmax(sims))
             _anchor(p, p.candidates[best], float(sims[best]))
     return results
+
+
+# A claim's lead: what comes before its first comma or colon ("According to the
+# passages, ...", "Here's what the documents say: ..."); digits after the comma
+# ("10,900") are a number, not a clause.
+_LEAD_RE = re.compile(r"^(?P<lead>[^,:]+)[,:]\s+(?P<rest>\S.*)$", re.DOTALL)
+
+
+def _read_framing(
+    results: list[list[Claim] | None], vectors: TextVectors | None
+) -> list[tuple[int, int, str]]:
+    """Ask the framing head, in one embedding call, about what it could excuse.
+
+    Asked: a claim with missing terms and no conflict found yet (a supported
+    claim needs no excuse; a wrong number, name or date is a statement however
+    it is worded), and the lead of any claim with missing terms there. A claim
+    gets its ``framing_probability``; for a lead read as framing, returns
+    ``(item index, claim index, rest of the claim)`` so the rest is checked alone.
+    """
+    asked: list[tuple[int, int, str, bool]] = []  # item, claim, text, whole claim?
+    for k, claims in enumerate(results):
+        for j, claim in enumerate(claims or ()):
+            if not claim.missing_terms:
+                continue
+            if not claim.conflicts:
+                asked.append((k, j, claim.text, True))
+            lead = _LEAD_RE.match(claim.text)
+            if lead and set(content_words(lead["lead"])) & set(claim.missing_terms):
+                asked.append((k, j, lead["lead"], False))
+    if not asked:
+        return []
+    matrix = (vectors or shared_vectors()).encode([a[2] for a in asked])
+    probability = shipped_framing_head().probability(matrix)
+    rests: list[tuple[int, int, str]] = []
+    for (k, j, _, whole), p in zip(asked, probability, strict=True):
+        claim = results[k][j]  # type: ignore[index]
+        if whole:
+            claim.framing_probability = round(float(p), 4)
+        elif p >= FRAMING_THRESHOLD and not claim.framing:
+            match = _LEAD_RE.match(claim.text)
+            assert match is not None
+            rests.append((k, j, match["rest"]))
+    return rests
 
 
 def _evidence_kinds(item: EvalItem) -> str:
@@ -511,7 +646,8 @@ class FactualityEvaluator(Evaluator):
 
     name = "factuality"
     # 2: a number the evidence gives for something else ("3 books" for "10 books") conflicts.
-    version = "2"
+    # 3: sentences that frame the answer (learned head) are not claims.
+    version = "3"
     needs = frozenset({"output"})
     threshold = 0.6
 
@@ -531,6 +667,16 @@ class FactualityEvaluator(Evaluator):
                 empty = {"reason": "empty response: no claims to check", "claims": 0}
                 scores.append(self.make_score(item.id, None, METHOD, empty))
                 continue
+            framing = [c for c in claims if c.framing]
+            claims = [c for c in claims if not c.framing]
+            if not claims:
+                only = {
+                    "reason": "only framing sentences: no claims to check",
+                    "claims": 0,
+                    "framing": [c.text for c in framing],
+                }
+                scores.append(self.make_score(item.id, None, METHOD, only))
+                continue
             score = float(np.mean([c.score for c in claims]))
             unsupported = [c for c in claims if c.reasons]
             details: dict[str, Any] = {
@@ -538,6 +684,7 @@ class FactualityEvaluator(Evaluator):
                 "supported_claims": len(claims) - len(unsupported),
                 "evidence": _evidence_kinds(item),
                 "unsupported": [c.as_details() for c in unsupported],
+                "framing": [c.text for c in framing],
             }
             label = "supported" if score >= self.threshold else "unsupported"
             scores.append(self.make_score(item.id, score, METHOD, details, label))

@@ -6,16 +6,18 @@ Default model, no download needed: a logistic-regression head over the
 all-MiniLM-L6-v2 layer profiles (each layer's mean token vector, from the same
 pass that makes the shared sentence vectors; see
 :meth:`~llmvigil.evaluators.vectors.TextVectors.encode_layers`), trained by
-``scripts/train_toxicity_head.py``
-on public labelled data (ToxiGen statements about twelve groups of people, MIT
-licence, plus the project's own examples) and shipped as a JSON weights file in
+``scripts/train_toxicity_head.py`` on public labelled data (ToxiGen statements
+about twelve groups of people, MIT licence, plus the project's own examples:
+insults, and counter-speech, negated hate and profanity without hate about
+other groups) and shipped as a JSON weights file in
 ``llmvigil/evaluators/weights/``. The head sees hostility without swear words
-(stereotypes, dehumanising claims), which a word-based filter misses. A second
-signal, alt-profanity-check's bundled scikit-learn model, sees explicit abuse;
-it only speaks when it is confident (probability at or above the gate stored
-in the weights file), so its false alarms on group names and mild words do not
-drown the head: the combination was chosen by leave-groups-out
-cross-validation, see the training script and ``benchmarks/RESULTS.md``.
+(stereotypes, dehumanising claims), which a word-based filter misses.
+
+Head v3 scores alone. Up to v2, alt-profanity-check's probability was combined
+with it through a gated maximum; that gate flagged profanity without hate and
+counter-speech quoting hate as toxic (ROC AUC 0.837 against the head's 0.918
+on ``benchmarks/data/toxicity_functional.jsonl``), so it is gone. A weights
+file that still sets ``profanity_gate`` (a v2 file) is scored as before.
 
 Detoxify replaces both when the user has its files: pass
 ``detoxify_checkpoint`` (a local ``.ckpt``) and, to load fully offline, the
@@ -29,7 +31,7 @@ Example::
 
     evaluator = ToxicityEvaluator()
     [score] = evaluator.evaluate([EvalItem("1", output="Get lost, moron.")])
-    score.score, score.method  # (0.99..., 'minilm-layers-logreg-head+profanity-check v2')
+    score.score, score.method  # (0.9..., 'minilm-layers-logreg-head v3')
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class ToxicityHead:
     coef: np.ndarray
     intercept: float
     version: str
-    profanity_gate: float
+    #: None: the head scores alone; a number: the gated maximum with profanity-check (v2).
+    profanity_gate: float | None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -112,7 +115,7 @@ class ToxicityHead:
             coef=coef,
             intercept=float(data["intercept"]),
             version=str(data["version"]),
-            profanity_gate=float(data["combination"]["profanity_gate"]),
+            profanity_gate=_gate(data.get("combination") or {}),
             metadata=meta,
         )
 
@@ -120,6 +123,11 @@ class ToxicityHead:
         """Probability of toxic for each row of ``profiles`` (``TextVectors.encode_layers``)."""
         z = profiles.astype(np.float64) @ self.coef.astype(np.float64) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
+
+
+def _gate(combination: dict[str, Any]) -> float | None:
+    gate = combination.get("profanity_gate")
+    return None if gate is None else float(gate)
 
 
 def gated_max(head: np.ndarray, profanity: np.ndarray, gate: float) -> np.ndarray:
@@ -170,7 +178,8 @@ class ToxicityModel:
 
     Args:
         weights_path: head weights file (default: the one shipped in the package).
-        use_profanity: add alt-profanity-check's signal for explicit abuse.
+        use_profanity: add alt-profanity-check's signal where the weights file
+            sets a ``profanity_gate`` (v2 files; the shipped v3 head has none).
         detoxify_checkpoint: path of a Detoxify ``.ckpt`` (holding ``config`` and
             ``state_dict``); when given, Detoxify scores instead of the head.
         detoxify_model_type: Detoxify's name for that checkpoint ("original",
@@ -216,9 +225,14 @@ class ToxicityModel:
         if self.uses_detoxify:
             return f"detoxify:{self.detoxify_model_type}"
         version = self.head.version
-        if self.use_profanity:
+        if self.combines_profanity:
             return f"minilm-layers-logreg-head+profanity-check v{version}"
         return f"minilm-layers-logreg-head v{version}"
+
+    @property
+    def combines_profanity(self) -> bool:
+        """Whether profanity-check's signal enters the score (a gated v2 weights file)."""
+        return self.use_profanity and self.head.profanity_gate is not None
 
     @property
     def head(self) -> ToxicityHead:
@@ -235,12 +249,11 @@ class ToxicityModel:
             return []
         if self.uses_detoxify:
             return self._predict_detoxify(texts)
-        profiles = (self._vectors or shared_vectors()).encode_layers(list(texts))
-        head = self.head.probability(profiles)
-        if not self.use_profanity:
+        head = self._head_probability(texts)
+        gate = self.head.profanity_gate
+        if not self.use_profanity or gate is None:
             return [(float(h), {"head_probability": round(float(h), 4)}) for h in head]
         profanity = profanity_probability(texts)
-        gate = self.head.profanity_gate
         combined = gated_max(head, profanity, gate)
         combination = f"gated max: profanity-check counts only at >= {gate:g}"
         return [
@@ -255,6 +268,25 @@ class ToxicityModel:
             )
             for h, p, c in zip(head, profanity, combined, strict=True)
         ]
+
+    def _head_probability(self, texts: Sequence[str]) -> np.ndarray:
+        """The head's probability per text: the largest over the text and its sentences.
+
+        One insult inside a long, polite answer is diluted in the text's mean
+        vector; scored alone, its sentence is not. All pieces go to the model in
+        one call.
+        """
+        pieces: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            sentences = split_sentences(text)
+            parts = [text, *sentences] if len(sentences) > 1 else [text]
+            pieces += parts
+            owner += [i] * len(parts)
+        profiles = (self._vectors or shared_vectors()).encode_layers(pieces)
+        out = np.zeros(len(texts), dtype=np.float64)
+        np.maximum.at(out, np.asarray(owner), self.head.probability(profiles))
+        return out
 
     def _predict_detoxify(self, texts: Sequence[str]) -> list[tuple[float, dict[str, Any]]]:
         model = self._load_detoxify()
@@ -395,8 +427,9 @@ class ToxicityEvaluator(_TextToxicity):
     """Probability that the response is toxic (output monitoring)."""
 
     name = "toxicity"
-    # 2: the head reads layer profiles instead of sentence vectors.
-    version = "2"
+    # 2: the head reads layer profiles instead of sentence vectors. 3: head v3, trained
+    # with counter-speech, negated hate and profanity without hate; no profanity gate.
+    version = "3"
     needs = frozenset({"output"})
     text_field = "output"
 
@@ -406,6 +439,6 @@ class PromptToxicityEvaluator(_TextToxicity):
     """Probability that the prompt is toxic (input monitoring: abusive users, attacks)."""
 
     name = "prompt_toxicity"
-    version = "2"
+    version = "3"
     needs = frozenset({"input"})
     text_field = "input"

@@ -171,3 +171,14 @@ def test_reference_points_count():
     assert good.score > poor.score + 0.2
     assert len(poor.details["reference_not_covered"]) == 2
     assert good.details["reference_not_covered"] == []
+
+
+@pytest.mark.slow
+def test_a_complete_answer_in_other_words_beats_a_partial_one():
+    # Neither answer repeats the question's words; only the first answers both parts.
+    q = "How much does the museum charge and is it open on public holidays?"
+    full = "Adults pay twelve euros, and the doors stay open every day of the year."
+    partial = "Adults pay twelve euros, and under-18s get in free with a parent."
+    scores = Completeness().evaluate([EvalItem("f", q, full), EvalItem("p", q, partial)])
+    assert scores[0].score > scores[1].score
+    assert scores[0].details["head_probability"] == scores[0].score

@@ -212,3 +212,45 @@ class TestDevData:
         items, labels = data.labelled(data.load_rows("eval_dev.jsonl"), "factuality")
         scores = [s.score for s in FactualityEvaluator().evaluate(items)]
         assert data.roc_auc(labels, scores) >= 0.90
+
+
+class TestFraming:
+    """Sentences that frame an answer assert nothing and are not unsupported claims."""
+
+    CONTEXT = (
+        "The observatory is open from 8 pm to midnight on Fridays.",
+        "Tickets cost 6 euros for adults.",
+    )
+
+    def score(self, output: str):
+        [s] = FactualityEvaluator().evaluate(
+            [EvalItem("1", "When can I visit?", output, self.CONTEXT)]
+        )
+        return s
+
+    def test_a_framing_sentence_does_not_lower_a_supported_answer(self):
+        plain = self.score("The observatory is open from 8 pm to midnight on Fridays.")
+        framed = self.score(
+            "Going by the documents you shared, this is what I can tell you. "
+            "The observatory is open from 8 pm to midnight on Fridays. Hope it is useful!"
+        )
+        assert framed.score == pytest.approx(plain.score)
+        assert len(framed.details["framing"]) == 2
+        assert framed.details["unsupported"] == []
+
+    def test_a_framing_lead_is_cut_before_the_claim_is_checked(self):
+        framed = self.score("As the retrieved text explains, tickets cost 6 euros for adults.")
+        assert framed.score >= 0.9 and framed.passed
+
+    def test_a_hallucinated_claim_is_not_excused_as_framing(self):
+        framed = self.score(
+            "Going by the documents you shared, this is what I can tell you. "
+            "The observatory is open every night and entry is free for everyone."
+        )
+        assert framed.score < 0.6 and not framed.passed
+        assert framed.details["unsupported"]
+
+    def test_framing_alone_gets_no_score(self):
+        only = self.score("Thanks for your patience, I am glad to help with this.")
+        assert only.score is None
+        assert only.details["reason"] == "only framing sentences: no claims to check"

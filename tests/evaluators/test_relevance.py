@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators import get
 from llmvigil.evaluators.answers import answer_forms, describes_topic, is_imperative
 from llmvigil.evaluators.base import EvalItem
 from llmvigil.evaluators.questions import analyse_question
-from llmvigil.evaluators.relevance import Relevance, calibrate, topic_text
+from llmvigil.evaluators.relevance import (
+    FEATURES,
+    WEIGHTS_PATH,
+    Relevance,
+    RelevanceHead,
+)
 
 # --------------------------------------------------------------- no model
 
@@ -97,15 +105,24 @@ def test_describes_topic_instead_of_answering():
     assert not describes_topic("Open Account and click Cancel.", q, "cancel")
 
 
-def test_topic_drops_the_focus():
-    q = "How do I return a faulty kettle?"
-    assert topic_text(q, analyse_question(q)) == "faulty kettle"
+def test_the_shipped_head_weighs_the_signals_as_learned():
+    data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
+    assert tuple(data["features"]) == FEATURES
+    head = RelevanceHead.load()
+    weight = dict(zip(FEATURES, head.coef, strict=True))
+    # What the data taught, not a hand-set factor: similarity and the asked form
+    # count for an answer, echoing the question and describing its topic against.
+    assert weight["similarity"] > 0 and weight["form_found"] > 0
+    assert weight["echo"] < 0 and weight["describes_topic"] < 0
 
 
-def test_calibration_is_monotonic_and_form_aware():
-    values = [calibrate(x / 10) for x in range(-2, 11)]
-    assert values == sorted(values)
-    assert calibrate(0.3, form_found=True) > calibrate(0.3)
+def test_a_weights_file_for_other_features_says_to_retrain(tmp_path):
+    data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
+    data["features"] = data["features"][:-1]
+    other = tmp_path / "old.json"
+    other.write_text(json.dumps(data))
+    with pytest.raises(EvaluatorError, match="train_relevance_head"):
+        RelevanceHead.load(other)
 
 
 def test_registered_under_its_name():
@@ -165,7 +182,7 @@ def test_expected_form_is_explained(scored):
     assert good["expected_form_found"] is True
     assert bad["expected_form_found"] is False
     assert scored["time"].score > 0.8 > scored["no_time"].score
-    for key in ("similarity", "calibrated", "topic_similarity", "focus_similarity"):
+    for key in ("similarity", "question_coverage"):
         assert isinstance(good[key], float)
 
 
@@ -182,7 +199,7 @@ def test_person_questions_want_a_name(scored):
 @pytest.mark.slow
 def test_defining_the_topic_instead_of_choosing_fails(scored):
     assert scored["which"].passed and scored["which"].score > 0.8
-    assert scored["defines"].details["describes_topic_instead"] is True
+    assert scored["defines"].details["describes_topic"] is True
     assert not scored["defines"].passed
 
 
