@@ -131,10 +131,15 @@ def measure_rule(store, rule: AlertRule, at: datetime) -> dict[tuple, Measure]:
 
 
 def check_alerts(
-    store, settings: Settings, at: datetime | None = None, deliver: bool = True
+    store,
+    settings: Settings,
+    at: datetime | None = None,
+    deliver: bool = True,
+    wait_for_hooks: bool = True,
 ) -> CheckReport:
     """Evaluate every ``[[alerts]]`` rule as of ``at`` (default now), then send what is due
-    and run the retraining hooks of what fired (``deliver=False``: record only)."""
+    and run the retraining hooks of what fired (``deliver=False``: record only;
+    ``wait_for_hooks=False``: the hooks run on in the background)."""
     from llmvigil.alerts.deliver import deliver_pending
     from llmvigil.alerts.examples import breaching_spans
     from llmvigil.alerts.hooks import run_pending_hooks
@@ -167,7 +172,7 @@ def check_alerts(
             _write_all(conn, writes)
     if deliver:
         report.delivered, report.failed = deliver_pending(store, settings)
-        report.hooks = run_pending_hooks(store, settings)
+        report.hooks = run_pending_hooks(store, settings, wait=wait_for_hooks)
     return report
 
 
@@ -397,7 +402,8 @@ def alerts_job(store, settings: Settings) -> Callable[[], CheckReport]:
     """
 
     def job() -> CheckReport:
-        report = check_alerts(store, settings)
+        # A retraining hook may run for an hour: the next checks must not wait for it.
+        report = check_alerts(store, settings, wait_for_hooks=False)
         firing = [f"{r.rule} {r.group_key}".strip() for r in report.results if r.state == FIRING]
         log.info("alerts: %s", ", ".join(firing) or "none firing")
         return report

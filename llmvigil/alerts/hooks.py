@@ -40,21 +40,77 @@ log = logging.getLogger("llmvigil.alerts")
 _TAIL = 4_000
 
 
-def run_pending_hooks(store, settings: Settings) -> int:
-    """Run every pending hook run (in parallel, each within its timeout); return how many ran."""
+def run_pending_hooks(store, settings: Settings, wait: bool = True) -> int:
+    """Start every pending hook run (in parallel, each within its timeout); return how many.
+
+    ``wait`` (a one-off ``alerts check``): return once they have finished. Otherwise (the
+    scheduled check) they run in the background and record their outcome when done, so a
+    retraining job of an hour never holds up the next checks; meanwhile their status is
+    ``running``. A run left ``running`` by a process that died is marked ``interrupted``
+    once its hook's timeout has passed: it is not started twice.
+    """
     h = schema.alert_hook_runs
+    _mark_interrupted(store, settings)
     with store.engine.connect() as conn:
         pending = conn.execute(
             sa.select(h).where(h.c.status == "pending").order_by(h.c.created_at)
         ).all()
     if not pending:
         return 0
-    with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
-        outcomes = list(pool.map(lambda row: _run(store, settings, row), pending))
-    with store.engine.begin() as conn:
+    if wait:
+        with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
+            outcomes = list(pool.map(lambda row: _run(store, settings, row), pending))
         for row, update in zip(pending, outcomes, strict=True):
-            conn.execute(h.update().where(h.c.run_id == row.run_id).values(**update))
+            _record(store, row.run_id, update)
+        return len(pending)
+    with store.engine.begin() as conn:
+        started = datetime.now(UTC).replace(tzinfo=None)
+        for row in pending:  # claimed, so the next check does not start it again
+            conn.execute(
+                h.update()
+                .where(h.c.run_id == row.run_id, h.c.status == "pending")
+                .values(status="running", started_at=started)
+            )
+    for row in pending:
+        _background().submit(lambda row=row: _record(store, row.run_id, _run(store, settings, row)))
     return len(pending)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmvigil-hook")
+    return _pool
+
+
+def _record(store, run_id: str, update: dict[str, Any]) -> None:
+    h = schema.alert_hook_runs
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(h.update().where(h.c.run_id == run_id).values(**update))
+    except Exception:  # the store closed meanwhile (the owner stopping): said, not raised
+        log.exception("alert hook run %s: its outcome could not be recorded", run_id)
+
+
+def _mark_interrupted(store, settings: Settings) -> None:
+    h = schema.alert_hook_runs
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with store.engine.begin() as conn:
+        running = conn.execute(
+            sa.select(h.c.run_id, h.c.hook, h.c.started_at).where(h.c.status == "running")
+        ).all()
+        for run_id, name, since in running:
+            hook = settings.hooks.get(name)
+            limit = (hook.timeout_s if hook is not None else 0) + 60
+            if since is None or now - since > timedelta(seconds=limit):
+                conn.execute(
+                    h.update()
+                    .where(h.c.run_id == run_id)
+                    .values(status="interrupted", output_tail="the process running it ended")
+                )
 
 
 def export_breaching(store, settings: Settings, payload: dict[str, Any], run_id: str) -> Path:
@@ -73,9 +129,11 @@ def export_breaching(store, settings: Settings, payload: dict[str, Any], run_id:
 
 def _run(store, settings: Settings, row: Any) -> dict[str, Any]:
     started = time.perf_counter()
+    begun = datetime.now(UTC).replace(tzinfo=None)
     hook = settings.hooks.get(row.hook)
     done = lambda status, **more: {  # noqa: E731
         "status": status,
+        "started_at": begun,
         "seconds": time.perf_counter() - started,
         "finished_at": datetime.now(UTC).replace(tzinfo=None),
         **more,

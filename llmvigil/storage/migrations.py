@@ -77,6 +77,13 @@ def _add_evaluation_leases(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.evaluation_leases], checkfirst=True)
 
 
+def _add_hook_start_times(conn: sa.Connection) -> None:
+    present = set(conn.execute(sa.text("SELECT * FROM alert_hook_runs LIMIT 0")).keys())
+    if "started_at" not in present:  # a store created at this version has it already
+        kind = sa.DateTime().compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE alert_hook_runs ADD COLUMN started_at {kind}"))
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -89,6 +96,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (4, "alerts: alert_state, alert_deliveries, alert_hook_runs", _add_alert_tables),
     (5, "PostgreSQL: spans.ingested_at and evaluations.evaluated_at indexed", _index_arrival_times),
     (6, "evaluation_leases: spans claimed by an evaluate worker", _add_evaluation_leases),
+    (7, "alert_hook_runs.started_at: hooks run in the background", _add_hook_start_times),
 ]
 LATEST = MIGRATIONS[-1][0]
 

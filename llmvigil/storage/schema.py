@@ -225,12 +225,14 @@ alert_hook_runs = sa.Table(
     sa.Column("rule", sa.Text, nullable=False),
     sa.Column("hook", sa.Text, nullable=False),
     sa.Column("payload", JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending, ok, failed, timeout
+    # pending, running (in the background), ok, failed, timeout, interrupted
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("exit_code", sa.Integer),
     sa.Column("seconds", sa.Double),
     sa.Column("output_tail", sa.Text),
     sa.Column("export_path", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
     sa.Column("finished_at", sa.DateTime),
 )
 

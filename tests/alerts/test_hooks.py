@@ -142,3 +142,38 @@ def test_killed_between_firing_and_delivery_the_notice_goes_out_once(tmp_path) -
             check_alerts(store, settings, at=minute(12))
     assert len(receiver.requests) == 1
     assert receiver.requests[0]["headers"]["Idempotency-Key"] == pending.idempotency_key
+
+
+def test_the_scheduled_check_leaves_a_long_hook_running_and_records_it_later(tmp_path) -> None:
+    import time
+
+    from llmvigil.storage.store import utc_now
+
+    hooks = {"retrain": {"type": "command", "command": ["sleep", "2"], "timeout_s": 30}}
+    config = _settings(tmp_path, hooks)
+    h = schema.alert_hook_runs
+    with Store(f"duckdb:///{tmp_path / 's.duckdb'}") as store:
+        _scored(store, passed_share=0.2)
+        started = time.monotonic()
+        report = check_alerts(store, config, at=minute(10), wait_for_hooks=False)
+        assert report.hooks == 1 and time.monotonic() - started < 1.5  # not held for 2 s
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(h.c.status)).scalar() == "running"
+        # The next check starts nothing again while it runs.
+        assert check_alerts(store, config, at=minute(10.5), wait_for_hooks=False).hooks == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with store.engine.connect() as conn:
+                (run,) = conn.execute(sa.select(h)).all()
+            if run.status != "running":
+                break
+            time.sleep(0.2)
+        assert run.status == "ok" and run.seconds >= 2 and run.started_at <= run.finished_at
+        # A run left running by a process that died is marked, not started twice.
+        with store.engine.begin() as conn:
+            conn.execute(
+                h.update().values(status="running", started_at=utc_now().replace(year=2000))
+            )
+        check_alerts(store, config, at=minute(11), wait_for_hooks=False)
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(h.c.status)).scalar() == "interrupted"
