@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.storage import bulk, schema
 from llmvigil.storage.drift import DriftTables
-from llmvigil.storage.metrics import MetricRow, health_table
+from llmvigil.storage.metrics import MetricRow, health_table, window_health
 from llmvigil.storage.migrations import migrate
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
 
@@ -583,6 +583,22 @@ class Store(DriftTables):
         filters = self._span_filters(since, until, app, model, environment, kind)
         try:
             return health_table(self.engine, grain, filters)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
+
+    def window_metrics(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        app: str | None = None,
+        kind: str | None = "llm",
+    ) -> list[MetricRow]:
+        """The health table's metrics over the one window ``[since, until)``, whatever the grain
+        would cut it into (the demo's before, during and after); empty when no span matches."""
+        filters = self._span_filters(since, until, app, None, None, kind)
+        try:
+            return window_health(self.engine, utc_naive(since), utc_naive(until), filters)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
 
