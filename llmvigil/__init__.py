@@ -13,6 +13,8 @@ The collector never raises into your code and never blocks it past the
 configured bound; see ``llmvigil.stats()`` for what it did.
 """
 
+from typing import TYPE_CHECKING
+
 from llmvigil.collector import (
     attach,
     configure,
@@ -33,7 +35,11 @@ from llmvigil.errors import (
     StoreError,
 )
 from llmvigil.evaluators import EvalItem, Evaluator, Score
-from llmvigil.storage import MetricRow, Store, open_store
+
+if TYPE_CHECKING:
+    from llmvigil import integrations
+    from llmvigil.evaluators.drift import DriftReport, run_drift
+    from llmvigil.storage import MetricRow, Store, open_store
 
 __version__ = "0.1.0"
 
@@ -41,16 +47,26 @@ __version__ = "0.1.0"
 # price data load in the background from here on, not under the app's first calls.
 _warm_up_in_background()
 
-#: Loaded on first use: drift needs numpy and Evidently, which an app that only records calls
-#: should not pay for at import.
-_LAZY = {"DriftReport": "llmvigil.evaluators.drift", "run_drift": "llmvigil.evaluators.drift"}
+#: Loaded on first use: the store needs SQLAlchemy, pyarrow and numpy, drift numpy and
+#: Evidently, which an app that only records calls should not pay for on its thread at import
+#: (the collector's warm-up thread loads what the flush thread needs, in the background).
+_LAZY = {
+    "DriftReport": "llmvigil.evaluators.drift",
+    "run_drift": "llmvigil.evaluators.drift",
+    "MetricRow": "llmvigil.storage.metrics",
+    "Store": "llmvigil.storage.store",
+    "open_store": "llmvigil.storage.store",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "integrations":
+        # `llmvigil.integrations.openai.instrument(...)` after a plain `import llmvigil`.
+        return importlib.import_module("llmvigil.integrations")
     raise AttributeError(f"module 'llmvigil' has no attribute {name!r}")
 
 
@@ -72,6 +88,7 @@ __all__ = [
     "configure",
     "context",
     "flush",
+    "integrations",
     "load_settings",
     "observe",
     "open_store",

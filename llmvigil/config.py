@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from llmvigil.errors import ConfigError, StoreError
-from llmvigil.storage.store import duckdb_database
+from llmvigil.storage.urls import duckdb_database
 
 CONFIG_FILE = "llmvigil.toml"
 ENV_PREFIX = "LLMVIGIL_"

@@ -1,0 +1,74 @@
+"""The package as an app sees it: what ``import llmvigil`` costs the app's thread, and the
+names the README's snippets reach through it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("pyarrow", "sqlalchemy", "numpy", "duckdb", "pandas")
+
+
+def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_leaves_pyarrow_sqlalchemy_and_numpy_to_the_warm_up_thread(tmp_path) -> None:
+    # The warm-up thread imports what the flush thread needs at once, in the background;
+    # the app's own thread must not wait for any of it.
+    result = python(
+        f"""
+        import sys, threading
+        HEAVY = {HEAVY!r}
+        by_thread = {{}}
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name in HEAVY:
+                    by_thread.setdefault(name, set()).add(threading.current_thread().name)
+        sys.meta_path.insert(0, Watch())
+        import llmvigil
+        on_main = sorted(n for n, threads in by_thread.items() if "MainThread" in threads)
+        print("main", ",".join(on_main) or "-")
+        from llmvigil.collector import runtime
+        assert runtime._warmed.wait(60)
+        print("warm-up", ",".join(sorted(by_thread)) or "-")
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    main, warm = result.stdout.split("\n")[:2]
+    assert main == "main -"
+    assert "pyarrow" in warm  # the warm-up still loads it, off the app's thread
+
+
+def test_integrations_and_the_store_resolve_after_a_plain_import(tmp_path) -> None:
+    result = python(
+        """
+        import llmvigil
+        print(llmvigil.integrations.openai.instrument.__name__)
+        print(llmvigil.Store.__name__, llmvigil.open_store.__name__, llmvigil.MetricRow.__name__)
+        from llmvigil.storage import Store
+        assert Store is llmvigil.Store
+        try:
+            llmvigil.integrations.nothing
+        except AttributeError as exc:
+            print("missing:", exc)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["instrument", "Store open_store MetricRow"]
+    assert "has no attribute 'nothing'" in lines[2]
