@@ -72,3 +72,21 @@ def test_integrations_and_the_store_resolve_after_a_plain_import(tmp_path) -> No
     lines = result.stdout.splitlines()
     assert lines[:2] == ["instrument", "Store open_store MetricRow"]
     assert "has no attribute 'nothing'" in lines[2]
+
+
+def test_the_readme_layout_names_only_folders_and_files_that_exist() -> None:
+    import re
+
+    text = (REPO / "README.md").read_text()
+    layout = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in layout.splitlines() if line.startswith("| ") and "`llmvigil" in line]
+    assert len(rows) >= 7
+    for row in rows:
+        _, _, packages, holds, _ = row.split("|")
+        places = re.findall(r"`(llmvigil[\w/.]*)`", packages)
+        folders = [REPO / p for p in places if p.endswith("/")]
+        for place in places:
+            assert (REPO / place).exists(), place
+        for name in re.findall(r"`([\w/]+\.py)`", holds):
+            # `drift/`: run.py ... lists a subfolder's files too.
+            assert any(any(folder.rglob(name)) for folder in folders), (name, row[:60])
