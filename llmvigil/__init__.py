@@ -5,9 +5,13 @@ latency, tokens, cost, errors and metadata land in a store you can query::
 
     import llmvigil
 
-    @llmvigil.observe(model="gpt-4o-mini")
+    @llmvigil.observe(model="gpt-4o-mini")   # kind="llm", the default: a model call
     def answer(question: str) -> str:
         ...
+
+    @llmvigil.observe(kind="chain")   # anything else names its kind
+    def handle(question: str) -> str:
+        return answer(question)
 
 The collector never raises into your code and never blocks it past the
 configured bound; see ``llmvigil.stats()`` for what it did.

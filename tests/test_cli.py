@@ -168,3 +168,21 @@ def test_ingest_loads_the_spool(tmp_path) -> None:
     assert "25 spans, 25 new" in result.stdout
     with Store(f"duckdb:///{tmp_path / 'llmvigil.duckdb'}") as store:
         assert store.count_spans() == 25
+
+
+def test_store_commands_end_without_duckdbs_leak_report(tmp_path) -> None:
+    # DuckDB prints "nanobind: leaked N instances!" at exit when its objects outlive the
+    # interpreter's teardown; it reads like a bug in llmvigil, so no command may cause it.
+    url = f"duckdb:///{tmp_path / 'store.duckdb'}"
+    with Store(url) as store:
+        store.append_spans([make_span(i) for i in range(20)])
+    for args in (
+        ("metrics", "--store", url, "--since", "all", "--wide"),
+        ("export", "--store", url, "--since", "30d", "--format", "parquet", "--output", "x.pq"),
+        ("demo", "--requests", "30", "--no-evaluate"),
+    ):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "nanobind" not in result.stderr, args
+    assert "MetricName" in run("metrics", "--store", url, "--since", "all", "--wide",
+                               cwd=tmp_path).stdout  # fmt: skip
