@@ -424,12 +424,25 @@ def _exit_timeout() -> float:
     return settings.collector.exit_timeout_s if settings is not None else 5.0
 
 
+_exit_flushing = False
+
+
 def _exit_flush() -> None:
-    with contextlib.suppress(Exception):  # the process is ending: say nothing more, raise nothing
-        shutdown(timeout=_exit_timeout())
+    global _exit_flushing
+    _exit_flushing = True
+    try:
+        with contextlib.suppress(Exception):  # the process is ending: say nothing, raise nothing
+            shutdown(timeout=_exit_timeout())
+    finally:
+        _exit_flushing = False
 
 
 def _sigterm(signum: int, frame: Any) -> None:
+    if _exit_flushing:
+        # The signal landed inside an exit flush (a pool worker told to stop as it leaves
+        # through os._exit): a second flush would wait for a lock the interrupted one
+        # holds, for ever. The flush under way finishes, and the process ends after it.
+        return
     _exit_flush()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
