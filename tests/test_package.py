@@ -90,3 +90,67 @@ def test_the_readme_layout_names_only_folders_and_files_that_exist() -> None:
         for name in re.findall(r"`([\w/]+\.py)`", holds):
             # `drift/`: run.py ... lists a subfolder's files too.
             assert any(any(folder.rglob(name)) for folder in folders), (name, row[:60])
+
+
+#: Import names of extras whose distribution name differs.
+IMPORT_NAMES = {
+    "scikit-learn": "sklearn",
+    "alt-profanity-check": "profanity_check",
+    "apscheduler": "apscheduler",
+    "opentelemetry-proto": "opentelemetry",
+    "opentelemetry-sdk": "opentelemetry",
+    "opentelemetry-exporter-otlp-proto-http": "opentelemetry",
+}
+
+
+def extras_only() -> list[str]:
+    """Import names of what only the extras install (pyproject.toml: extras less core)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+
+    core = {name(r) for r in project["dependencies"]}
+    extras = {
+        name(r)
+        for group, requirements in project["optional-dependencies"].items()
+        for r in requirements
+        if group != "all"
+    }
+    return sorted({IMPORT_NAMES.get(n, n.replace("-", "_")) for n in extras - core})
+
+
+def test_the_core_install_records_ingests_and_summarises_without_the_extras(tmp_path) -> None:
+    # `pip install -e .` (the README's "decorator alone"): an import of any extra fails here.
+    assert {"torch", "evidently", "tqdm", "sklearn"} <= set(extras_only())
+    result = python(
+        f"""
+        import sys
+        BLOCKED = {extras_only()!r}
+        class NotInstalled:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        sys.meta_path.insert(0, NotInstalled())
+        import llmvigil
+
+        @llmvigil.observe(model="gpt-4o-mini")
+        def answer(question):
+            return "Open Settings, then Billing."
+
+        for i in range(5):
+            answer(f"How do I change my address? {{i}}")
+        assert llmvigil.flush()
+        from llmvigil.cli import main
+        assert main(["ingest"]) == 0
+        assert main(["metrics", "--since", "all", "--grain", "1h"]) == 0
+        print("stats", llmvigil.stats()["dropped"])
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 spans, 5 new" in result.stdout and "stats 0" in result.stdout
+    assert "Traceback" not in result.stderr
