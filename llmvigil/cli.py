@@ -8,22 +8,26 @@ import json
 import logging
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from llmvigil import __version__, tables
 from llmvigil.collector.tracer import KINDS
 from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
 from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilError
+from llmvigil.evaluators.dataset import LINE_FORMAT
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
 from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment
 from llmvigil.storage.retention import TABLES, RetentionReport
-from llmvigil.storage.store import DUCKDB_URL_FORMS, is_in_memory
+from llmvigil.storage.store import DUCKDB_URL_FORMS, duckdb_database, is_in_memory
 
 # Off a terminal (a pipe, a file, CI logs) the table keeps its full width.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -131,8 +135,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_metrics(rows: Sequence[MetricRow], fmt: str, title: str | None = None) -> None:
-    """Print the health table as a rich table, CSV or JSON on standard output."""
+def print_metrics(
+    rows: Sequence[MetricRow], fmt: str, title: str | None = None, *, wide: bool = False
+) -> None:
+    """Print the health table on standard output: as a rich table (a line per bucket that fits
+    80 columns, or with ``wide`` a line per bucket and metric with every figure), CSV or JSON
+    (every figure, unformatted)."""
     if fmt == "json":
         payload = [{k: _cell(v) if k == "TimeGenerated" else v for k, v in r.as_dict().items()}
                    for r in rows]  # fmt: skip
@@ -144,14 +152,7 @@ def print_metrics(rows: Sequence[MetricRow], fmt: str, title: str | None = None)
         for r in rows:
             writer.writerow([_cell(v) for v in r.as_dict().values()])
         return
-    table = Table(title=title, show_lines=False)
-    for column in COLUMNS:
-        table.add_column(
-            column, justify="left" if column in ("MetricName", "UnitName") else "right"
-        )
-    for r in rows:
-        table.add_row(*(_cell(v) for v in r.as_dict().values()))
-    console.print(table)
+    console.print(tables.health_wide(rows, title) if wide else tables.health(rows, title))
 
 
 def _window(since_text: str, until_text: str | None) -> tuple[datetime | None, datetime | None]:
@@ -181,7 +182,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         rows = store.metrics(args.grain, since, until, app=args.app, model=args.model, kind=kind)
     if not rows and args.format == "table":
         errors.print("no spans in that window; widen --since or check --app/--model")
-    print_metrics(rows, args.format)
+    print_metrics(rows, args.format, wide=args.wide)
     return 0
 
 
@@ -236,18 +237,35 @@ def _runner(args: argparse.Namespace, settings: Settings) -> Runner:
     return runner
 
 
+def _thresholds(names: Sequence[str]) -> dict[str, tuple[float, bool]]:
+    """Each registered evaluator's pass threshold and direction, for the score tables."""
+    from llmvigil.evaluators.registry import available
+
+    known = available()
+    return {
+        name: (known[name].threshold, known[name].higher_is_better)
+        for name in names
+        if name in known
+    }
+
+
 def print_summary(rows: Sequence[dict], title: str) -> None:
     """Print per-evaluator score statistics from :meth:`Store.evaluation_summary`."""
-    table = Table(title=title)
-    for column in ("evaluator", "version", "method", "scored", "mean", "passed", "unscored"):
+    thresholds = _thresholds([r["evaluator"] for r in rows])
+    table = Table(title=title, caption=Text(tables.SCORE_NOTES, justify="left"))
+    for column in (
+        "evaluator", "version", "method", "scored", "mean", "pass at", "passed", "unscored"
+    ):  # fmt: skip
         table.add_column(column, justify="left" if column in ("evaluator", "method") else "right")
     for r in rows:
+        threshold, higher = thresholds.get(r["evaluator"], (None, True))
         table.add_row(
             r["evaluator"],
             r["evaluator_version"],
             r["method"] or "",
             str(r["scored"]),
             _cell(None if r["mean"] is None else float(r["mean"])),
+            "" if threshold is None else f"{'≥' if higher else '<'} {threshold:g}",
             "" if r["pass_rate"] is None else f"{float(r['pass_rate']):.1%}",
             str(r["unscored"]),
         )
@@ -274,17 +292,28 @@ def evaluate_store(store: Store, runner: Runner, progress: bool = True) -> None:
             for e in runner.evaluators
         )
     )
+    if any(report.skipped.values()):
+        console.print(
+            Text(
+                "skipped: spans an evaluator cannot score (a field it needs is missing, such "
+                "as the answer of a failed call) or that [evaluators] sampling left out"
+            )
+        )
 
 
 def _evaluate_dataset(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from llmvigil.evaluators.dataset import (
+        KEYS,
         check_output,
         measure,
+        missing_by_evaluator,
+        nothing_scored,
         output_records,
         read_dataset,
         score_lines,
+        unknown_keys,
         write_records,
     )
 
@@ -300,12 +329,31 @@ def _evaluate_dataset(args: argparse.Namespace, settings: Settings) -> int:
             "empty): each line is one JSON object with an id, input, output and optionally "
             "context, reference and labels"
         )
+    unknown = unknown_keys(lines)
+    if unknown:
+        # A file written with its own names ("question", "answer") scores nothing; say which.
+        errors.print(
+            f"warning: {args.dataset}: keys llmvigil does not read: "
+            + ", ".join(f"{key!r} ({n} line{'s' * (n != 1)})" for key, n in unknown.items())
+            + f"; a line's keys are {', '.join(KEYS)} (llmvigil evaluate --help)"
+        )
     runner = _runner(args, settings)
     with tqdm(total=len(lines), unit="line", desc="scoring", disable=None) as bar:
         scores = score_lines(runner, lines, on_batch=bar.update)
     if args.output:
         count = write_records(args.output, output_records(lines, scores))
         console.print(f"wrote {count} scored lines to {args.output}")
+    if nothing_scored(scores):
+        lacking = "; ".join(
+            f"{name}: " + ", ".join(f"{n} lines lack {field!r}" for field, n in counts.items())
+            for name, counts in missing_by_evaluator(runner.evaluators, lines).items()
+            if counts
+        )
+        raise EvaluatorError(
+            f"no line of {args.dataset} got a score from any evaluator"
+            + (f" ({lacking})" if lacking else "")
+            + f"; a line's keys are {', '.join(KEYS)} (llmvigil evaluate --help)"
+        )
     quality = measure(runner.evaluators, lines, scores)
     if quality:
         table = Table(title=f"How the scores predict the labels of {args.dataset}")
@@ -609,18 +657,19 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def _demo_drift(store: Store, settings: Settings, result, with_embeddings: bool) -> None:
+    from llmvigil.demo import DEMO_APP
     from llmvigil.evaluators.drift import run_drift
 
     drift = settings.drift
     if not with_embeddings:  # --no-evaluate: no model loads
         chosen = [f for f in drift.features if not f.endswith("_embedding")]
         drift = drift.model_copy(update={"features": chosen})
-    moment = lambda t: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)  # noqa: E731
+    moment = _moment_of
     start, incident, fixed = map(moment, (result.started, result.incident_started,
                                           result.incident_ended))  # fmt: skip
     report = run_drift(
         store, drift, since=incident, until=fixed, reference_since=start,
-        reference_until=incident, app="support-assistant", now=fixed,
+        reference_until=incident, app=DEMO_APP, now=fixed,
     )  # fmt: skip
     print_drift(
         report.rows,
@@ -630,7 +679,7 @@ def _demo_drift(store: Store, settings: Settings, result, with_embeddings: bool)
     # After the fix, as of the hour's end: what alerts see when the incident is over.
     after = run_drift(
         store, drift, since=fixed, until=moment(result.ended), reference_since=start,
-        reference_until=incident, app="support-assistant", now=moment(result.ended),
+        reference_until=incident, app=DEMO_APP, now=moment(result.ended),
     )  # fmt: skip
     console.print(
         f"drift after the fix (the last 6 minutes against the same reference): "
@@ -645,7 +694,7 @@ def _demo_alerts(store: Store, settings: Settings, result) -> None:
     from llmvigil.demo import DEMO_ALERTS
 
     demo = Settings.model_validate({**settings.model_dump(by_alias=True), **DEMO_ALERTS})
-    moment = lambda t: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)  # noqa: E731
+    moment = _moment_of
     changes = backfill(
         store, demo, moment(result.started) + timedelta(minutes=5),
         moment(result.ended) + timedelta(seconds=1), timedelta(minutes=1),
@@ -665,39 +714,106 @@ def _demo_state(transition: str | None) -> Text:
     return Text(str(transition), style="bold red" if transition == "firing" else "green")
 
 
+#: The demo's own store: its simulated assistant never mixes with an app's spans, and each
+#: run starts it afresh.
+DEMO_STORE = "duckdb:///llmvigil-demo.duckdb"
+
+
+def _demo_store(args: argparse.Namespace) -> Store:
+    """The store the demo writes: its own (emptied first), or ``--store`` if it holds no other
+    app's spans (or ``--mix`` allows it)."""
+    from llmvigil.demo import DEMO_APP
+
+    url = args.store or DEMO_STORE
+    if args.store is None:
+        path = Path(duckdb_database(url))
+        if path.exists():
+            with Store(url, create=False) as old:
+                others = old.count_spans() - old.count_spans(app=DEMO_APP)
+            if others:
+                raise LlmvigilError(
+                    f"{path} holds {others} spans of apps other than the demo's "
+                    f"{DEMO_APP!r}, so the demo will not replace it; move it away, or give "
+                    "the demo another file with --store duckdb:///demo.duckdb"
+                )
+            # Last run's hour would pile up under this one: the demo's own file starts afresh.
+            for stale in (path, path.with_name(path.name + ".wal")):
+                stale.unlink(missing_ok=True)
+    store = Store(url, create=True)
+    others = store.count_spans() - store.count_spans(app=DEMO_APP)
+    if others and not args.mix:
+        store.close()
+        raise LlmvigilError(
+            f"--store {store.display_url} holds {others} spans of other apps; the demo's "
+            f"simulated {DEMO_APP!r} would be mixed into their metrics, scores and alerts. "
+            f"Leave out --store (the demo's own {DEMO_STORE}) or add --mix"
+        )
+    return store
+
+
+def _moment_of(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+
+
+def _demo_glance(store: Store, result, evaluated: bool) -> None:
+    """The incident at a glance: before, during and after, for calls, errors and latency,
+    then (once scored) each evaluator's mean and pass rate."""
+    from llmvigil.demo import DEMO_APP
+
+    start, incident, fixed, end = map(
+        _moment_of,
+        (result.started, result.incident_started, result.incident_ended, result.ended + 1),
+    )
+    windows = {"before": (start, incident), "during": (incident, fixed), "after": (fixed, end)}
+    title = (
+        f"The incident at a glance: before ({start:%H:%M}-{incident:%H:%M} UTC), during "
+        f"({incident:%H:%M}-{fixed:%H:%M}) and after the fix"
+    )
+    console.print(tables.incident(
+        {name: store.window_metrics(a, b, app=DEMO_APP) for name, (a, b) in windows.items()},
+        title,
+    ))  # fmt: skip
+    if evaluated:
+        summaries = {name: store.evaluation_summary(a, b) for name, (a, b) in windows.items()}
+        names = [r["evaluator"] for rows in summaries.values() for r in rows]
+        console.print(tables.scores(summaries, _thresholds(names), "Answer scores, offline"))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from llmvigil.demo import run_demo
+    from llmvigil.demo import DEMO_APP, run_demo
 
     settings = _settings(args)
     spool = Path(settings.collector.spool_dir) / "demo"
-    with _store(args, settings, create=True) as store:
-        console.print(f"[bold]llmvigil demo[/bold]: {args.spans} simulated support requests "
-                      f"over the last hour, through @observe and the spool, into "
-                      f"{store.display_url}")  # fmt: skip
-        result = run_demo(store, spool, calls=args.spans, seed=args.seed)
+    with _demo_store(args) as store:
+        console.print(
+            f"[bold]llmvigil demo[/bold]: {args.requests} simulated support requests over the "
+            f"last hour, through @observe and the spool, into the demo's store "
+            f"{store.display_url}" + (" (its own, not yours)" if args.store is None else "")
+        )
+        result = run_demo(store, spool, calls=args.requests, seed=args.seed)
         console.print(
             f"recorded {result.report.rows} spans ({result.report.inserted} new) from "
-            f"{result.calls} requests; an incident (slow answers, errors, new questions) runs "
-            "from 42 to 54 minutes in, then the fix ships"
+            f"{result.calls} requests (each a chain span around a retrieval and a model "
+            "call); an incident (slow answers, errors, new questions) runs from 42 to 54 "
+            "minutes in, then the fix ships"
         )
-        since = datetime.fromtimestamp(result.started, UTC).replace(tzinfo=None)
-        rows = store.metrics("10m", since=since, app="support-assistant")
-        print_metrics(rows, "table", title="Health per 10 minutes (llmvigil metrics --grain 10m)")
+        since = _moment_of(result.started)
+        rows = store.metrics("10m", since=since, app=DEMO_APP)
+        print_metrics(
+            rows, "table", title="Model calls per 10 minutes (llmvigil metrics --grain 10m)"
+        )
         if not args.no_evaluate:
             from llmvigil.evaluators.suite import runner_from_settings
 
             console.print("scoring the answers offline (the embedding model loads once)")
             evaluate_store(store, runner_from_settings(settings, with_judge=False))
-            incident, fixed = (
-                datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
-                for t in (result.incident_started, result.incident_ended)
-            )
-            print_summary(store.evaluation_summary(since, incident), "Scores before the incident")
-            print_summary(store.evaluation_summary(incident, fixed), "Scores during the incident")
+        _demo_glance(store, result, evaluated=not args.no_evaluate)
         _demo_drift(store, settings, result, with_embeddings=not args.no_evaluate)
         _demo_alerts(store, settings, result)
+        shown = store.display_url
     console.print(
-        "next: [bold]llmvigil metrics --grain 1m --since 1h[/bold] for the per-minute table"
+        f"next: [bold]llmvigil metrics --store {shown} --grain 1m --since 1h[/bold] for "
+        "the per-minute table (--wide for every figure)"
     )
     return 0
 
@@ -758,6 +874,13 @@ def _seconds(limit: float) -> Callable[[str], float]:
     return parse
 
 
+def _renamed_spans(value: str) -> int:
+    raise argparse.ArgumentTypeError(
+        "--spans is now --requests: each simulated request records 3 spans (its chain, "
+        f"retrieval and model call); use --requests {value}"
+    )
+
+
 def _drift_filter_options(parser: argparse.ArgumentParser, store_help: str) -> None:
     parser.add_argument("--app", type=_text)
     parser.add_argument("--model", type=_text)
@@ -769,26 +892,70 @@ def _drift_filter_options(parser: argparse.ArgumentParser, store_help: str) -> N
     parser.add_argument("--store", type=_text, help=store_help)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmvigil", description="Watch LLM applications in production."
+#: How a store is named, for every --store option's help.
+STORE_HELP = (
+    "store URL: duckdb:///relative/file.duckdb (three slashes), duckdb:////abs/file.duckdb "
+    "(four) or postgresql+psycopg://user:password@host:5432/database (default: [store] url, "
+    "duckdb:///llmvigil.duckdb)"
+)
+
+
+def _command(commands: Any, name: str, summary: str, description: str, **kwargs: Any) -> Any:
+    """A subcommand whose --help opens with what it is for (argparse shows no ``help`` there)."""
+    # Paragraphs of one line are wrapped here; the dataset format keeps its own lines.
+    paragraphs = description.split("\n\n")
+    wrapped = [p if "\n" in p else textwrap.fill(p, 79) for p in paragraphs]
+    return commands.add_parser(
+        name,
+        help=summary,
+        description="\n\n".join(wrapped),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``llmvigil`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="llmvigil",
+        description="Watch LLM applications in production: record calls with @observe, then "
+        "load, summarise, score, compare and alert on them here.",
+        epilog="Run `llmvigil COMMAND --help` for a command's options. Try `llmvigil demo`.",
+    )
+    parser.add_argument("--version", action="version", version=f"llmvigil {__version__}")
     parser.add_argument("--config", type=_text, help=f"settings file (default: ./{CONFIG_FILE})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    commands = parser.add_subparsers(dest="command", required=True)
-    store_help = "store URL (default: [store] url)"
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    store_help = STORE_HELP
 
-    init = commands.add_parser("init", help="write a commented starter llmvigil.toml")
-    init.add_argument("--path", type=_text, default=CONFIG_FILE)
+    init = _command(
+        commands, "init", "write a commented starter llmvigil.toml",
+        "Write llmvigil.toml with every setting, its default and what it does; every key is "
+        "optional.",
+    )  # fmt: skip
+    init.add_argument(
+        "--path", type=_text, default=CONFIG_FILE, help=f"file to write (default: {CONFIG_FILE})"
+    )
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(run=cmd_init)
 
-    ingest = commands.add_parser("ingest", help="load spool segments into the store")
+    ingest = _command(
+        commands, "ingest", "load spool segments into the store",
+        "Load the segment files apps spooled ([collector] sink = \"spool\") into the store, "
+        "deleting each once committed. The process that owns a DuckDB file does this (or "
+        "`llmvigil up` does it continuously).",
+    )  # fmt: skip
     ingest.add_argument("--spool", type=_text, help="spool folder (default: [collector] spool_dir)")
     ingest.add_argument("--store", type=_text, help=store_help)
     ingest.set_defaults(run=cmd_ingest)
 
-    metrics = commands.add_parser("metrics", help="the per-grain health table")
+    metrics = _command(
+        commands, "metrics", "the per-grain health table",
+        "Calls, failed calls, latency percentiles and tokens per time bucket, computed in the "
+        "store. The table fits 80 columns; --wide (or --format csv/json) gives every figure "
+        "of the cloud-monitor form: TimeGenerated, MetricName, Total, Count, Maximum, "
+        "Minimum, Average, TimeGrain, UnitName, P50, P95, P99.",
+    )  # fmt: skip
     metrics.add_argument(
         "--grain", default="1m", help="bucket size from 1s to 366d: 1m (default), 5m, 1h, 1d"
     )
@@ -807,12 +974,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="span kind to count: llm (default), chain, tool, ... or all",
     )
     metrics.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    metrics.add_argument(
+        "--wide", action="store_true", help="the table with a line per metric and every figure"
+    )
     metrics.add_argument("--store", type=_text, help=store_help)
     metrics.set_defaults(run=cmd_metrics)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="score stored spans (or a dataset file) with the evaluators"
-    )
+    evaluate = _command(
+        commands, "evaluate", "score stored spans (or a dataset file) with the evaluators",
+        "Score the stored spans that lack a score (a committed batch at a time), or with "
+        "--dataset a JSONL file without the store.\n\nThe --dataset file:\n" + LINE_FORMAT,
+    )  # fmt: skip
     evaluate.add_argument("--store", type=_text, help=store_help)
     evaluate.add_argument(
         "--evaluators", type=_text, help="comma-separated names (default: [evaluators])"
@@ -838,9 +1010,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=cmd_evaluate)
 
-    drift = commands.add_parser(
-        "drift", help="compare the current window with a reference window, feature by feature"
-    )
+    drift = _command(
+        commands, "drift", "compare the current window with a reference window, feature by feature",
+        "Test whether prompts, answers, latency, tokens, errors, models and scores of the "
+        "current window differ from a reference window (Evidently's tests) and store the "
+        "results; a drifted embedding lists the new topics with examples.",
+    )  # fmt: skip
     _drift_filter_options(drift, store_help)
     drift.add_argument(
         "--since", type=_text, help="current window start (default: the last [drift] window)"
@@ -870,16 +1045,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(commands, store_help)
 
-    retention = commands.add_parser(
-        "retention", help="delete spans past [retention] spans_days, with their scores"
-    )
+    retention = _command(
+        commands, "retention", "delete spans past [retention] spans_days, with their scores",
+        "Delete the spans older than their app's retention ([retention] spans_days and apps), "
+        "with their evaluations, vectors and feedback, in batches of [retention] batch_size, "
+        "each one transaction. --dry-run counts what would go and deletes nothing.",
+    )  # fmt: skip
     retention.add_argument(
         "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
     )
     retention.add_argument("--store", type=_text, help=store_help)
     retention.set_defaults(run=cmd_retention)
 
-    up = commands.add_parser("up", help="own the store: serve the API, run the scheduled jobs")
+    up = _command(
+        commands, "up", "own the store: serve the API, run the scheduled jobs",
+        "Own the store: serve the HTTP API (spans, OTLP traces, feedback), ingest the spool, "
+        "and run the evaluators, drift and the alert check at their intervals, until Ctrl-C "
+        "or SIGTERM.",
+    )  # fmt: skip
     up.add_argument("--host", type=_text, help="address to listen on (default: [server] host)")
     up.add_argument("--port", type=int, help="port (default: [server] port, 4319; 0: any free)")
     up.add_argument("--store", type=_text, help=store_help)
@@ -898,15 +1081,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(run=cmd_up)
 
-    demo = commands.add_parser("demo", help="simulate an assistant and show what llmvigil sees")
+    demo = _command(
+        commands, "demo", "simulate an assistant and show what llmvigil sees",
+        "Send an hour of simulated support requests through @observe and the spool, with an "
+        "incident 42 to 54 minutes in (slow answers, errors, wrong and hostile answers, new "
+        f"questions), then show the health table, the scores, drift and alerts. It writes "
+        f"its own store, {DEMO_STORE}, replaced on each run, never your llmvigil.duckdb.",
+    )  # fmt: skip
     demo.add_argument(
-        "--spans", type=_whole(100_000), default=600, help="simulated requests (default 600)"
+        "--requests",
+        type=_whole(100_000),
+        default=600,
+        help="simulated requests (default 600); each records 3 spans: the request's chain, "
+        "its retrieval and its model call",
     )
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--spans", type=_renamed_spans, help=argparse.SUPPRESS)
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--no-evaluate", action="store_true", help="skip the evaluators")
-    demo.add_argument("--store", type=_text, help=store_help)
+    demo.add_argument(
+        "--store", type=_text, help=f"{store_help}; default: the demo's own {DEMO_STORE}"
+    )
+    demo.add_argument("--mix", action="store_true", help="let --store hold other apps' spans too")
     demo.set_defaults(run=cmd_demo)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    # A subcommand's --help shows its description, not the one-line help of the list: those
+    # without a longer description open with that line.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None and summaries.get(name):
+                    sub.description = summaries[name][0].upper() + summaries[name][1:] + "."
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -35,8 +35,10 @@ from pydantic import (
 )
 
 from llmvigil.errors import ConfigError, StoreError
-from llmvigil.storage.retention import RetentionPolicy
-from llmvigil.storage.store import duckdb_database
+from llmvigil.storage.urls import duckdb_database
+
+if TYPE_CHECKING:
+    from llmvigil.storage.retention import RetentionPolicy
 
 CONFIG_FILE = "llmvigil.toml"
 ENV_PREFIX = "LLMVIGIL_"
@@ -524,6 +526,8 @@ class RetentionSettings(_Section):
 
     def policy(self) -> RetentionPolicy:
         """These settings as the store's :class:`~llmvigil.storage.retention.RetentionPolicy`."""
+        from llmvigil.storage.retention import RetentionPolicy  # storage: not at import time
+
         return RetentionPolicy(
             spans_days=self.spans_days, apps=dict(self.apps), batch_size=self.batch_size
         )

@@ -86,6 +86,8 @@ NEW_QUESTIONS = [
 ]
 #: The share of incident requests that ask one of NEW_QUESTIONS.
 NEW_QUESTION_SHARE = 0.5
+#: The app name on every demo span (the demo refuses to mix it into other apps' stores).
+DEMO_APP = "support-assistant"
 MODELS = [("gpt-4o-mini", 0.7), ("gpt-4o", 0.2), ("claude-3-5-sonnet", 0.1)]
 #: What a degraded model says during the incident, by question: a confident contradiction of
 #: the passage, an answer about something else, and a hostile reply.
@@ -161,7 +163,7 @@ def run_demo(store: Store, spool_dir: Path, calls: int = 600, seed: int = 7) -> 
     hour_ms = 3_600_000
     started = time.time() - hour_ms / 1000
     tracer.use_clock(clock, wall_at_zero_ns=int(started * 1e9))
-    llmvigil.configure(sink="spool", spool_dir=str(spool_dir), app="support-assistant")
+    llmvigil.configure(sink="spool", spool_dir=str(spool_dir), app=DEMO_APP)
     try:
         _simulate(rng, clock, calls, hour_ms)
         llmvigil.flush()

@@ -156,8 +156,9 @@ def test_metrics_kind_must_be_a_known_kind(tmp_path, capsys) -> None:
         ["evaluate", "--interval", "nan"],
         ["evaluate", "--interval", "0"],
         ["evaluate", "--interval", "inf"],
-        ["demo", "--spans", "0"],
-        ["demo", "--spans", "-3"],
+        ["demo", "--requests", "0"],
+        ["demo", "--requests", "-3"],
+        ["demo", "--spans", "100"],
     ],
 )
 def test_empty_or_out_of_range_option_values_are_refused_by_the_parser(args, capsys) -> None:
@@ -227,6 +228,28 @@ def test_a_dataset_with_no_readable_line_is_an_error_not_a_success(tmp_path, cap
     path.write_text("not json\n[1]\n")
     assert main(["evaluate", "--dataset", str(path), "--evaluators", "brevity"]) == 2
     assert "no line" in capsys.readouterr().err
+
+
+def test_unknown_dataset_keys_are_named_and_a_run_that_scores_nothing_fails(tmp_path) -> None:
+    path = tmp_path / "d.jsonl"
+    lines = [{"id": str(i), "question": "What is 2 and 2?", "answer": "Four."} for i in range(3)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run("evaluate", "--dataset", str(path), "--evaluators", "brevity", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert "'question' (3 lines), 'answer' (3 lines)" in result.stderr
+    assert "id, input, output, context, reference, labels" in result.stderr
+    assert f"no line of {path} got a score" in result.stderr
+    assert "3 lines lack 'input'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dataset_with_an_extra_key_is_scored_with_a_warning(tmp_path) -> None:
+    path = _dataset(tmp_path)
+    with path.open("a") as handle:
+        handle.write(json.dumps({"id": "n", "input": "Hi?", "output": "Hi.", "notes": "x"}) + "\n")
+    result = run("evaluate", "--dataset", str(path), "--evaluators", "brevity", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "keys llmvigil does not read: 'notes' (1 line)" in result.stderr
+    assert "scored 4 lines" in result.stdout
 
 
 def test_an_empty_evaluator_list_from_the_config_is_refused(tmp_path, capsys) -> None:

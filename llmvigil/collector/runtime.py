@@ -456,15 +456,27 @@ def _exit_timeout() -> float:
     return settings.collector.exit_timeout_s if settings is not None else 5.0
 
 
+_exit_flushing = False
+
+
 def _exit_flush() -> None:
+    global _exit_flushing
+    _exit_flushing = True
     try:
         shutdown(timeout=_exit_timeout())
     except Exception:  # the process is ending: raise nothing, but say what may be lost
         with contextlib.suppress(Exception):
             log.exception("llmvigil: the exit flush failed; spans still queued may be lost")
+    finally:
+        _exit_flushing = False
 
 
 def _sigterm(signum: int, frame: Any) -> None:
+    if _exit_flushing:
+        # The signal landed inside an exit flush (a pool worker told to stop as it leaves
+        # through os._exit): a second flush would wait for a lock the interrupted one
+        # holds, for ever. The flush under way finishes, and the process ends after it.
+        return
     _exit_flush()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)

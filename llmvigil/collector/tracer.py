@@ -281,6 +281,11 @@ def observe(
 ) -> Any:
     """Record every call of the decorated function as a span.
 
+    ``kind`` defaults to ``"llm"``: a bare ``@observe`` records a model call, which counts
+    in the health table's ``TotalCalls`` and ``Latency``, gets estimated tokens and is
+    scored by the evaluators. Give every other function its kind (``"chain"``,
+    ``"retrieval"``, ``"tool"``, ``"embedding"``, ``"agent"``, ``"other"``).
+
     Works bare (``@observe``) or with arguments, on sync and async functions,
     generators and async generators (their output is the joined stream, and
     ``ttft_ms`` the time to the first item). Exceptions are recorded and

@@ -4,7 +4,9 @@ A line holds ``id``, ``input``, ``output``, ``context`` (a list of passages),
 ``reference`` and optionally ``labels`` (evaluator name -> 0 or 1; 1 is good,
 except for toxicity where 1 is toxic: in both cases 1 is what a high score
 predicts). Teams use it to test a new prompt or model before it ships and to
-calibrate pass thresholds.
+calibrate pass thresholds. Other keys are read by nothing: :func:`read_dataset`
+counts them so the command can name them (a file written with ``question`` and
+``answer`` would otherwise score nothing and say nothing).
 
 A line that cannot be read as such an object (not UTF-8, not JSON, nested too
 deep, a lone surrogate in a text, a field of the wrong type) is skipped and
@@ -24,7 +26,7 @@ from typing import Any
 
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
-from llmvigil.evaluators.runner import Runner
+from llmvigil.evaluators.runner import Runner, missing_fields
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,24 @@ class DatasetLine:
     number: int
     item: EvalItem
     labels: Mapping[str, int] = field(default_factory=dict)
+    #: Keys of the line that no part of llmvigil reads, in the line's order.
+    unknown_keys: tuple[str, ...] = ()
+
+
+#: The keys a dataset line may hold; the help text and README show the same list.
+KEYS = ("id", "input", "output", "context", "reference", "labels")
+
+#: What ``llmvigil evaluate --help`` and the README show of the format.
+LINE_FORMAT = """\
+One JSON object a line: id (string or number), input (the prompt), output (the
+answer to score), context (a list of retrieved passages, or one string),
+reference (an expected answer) and labels (evaluator name -> 0 or 1, where 1 is
+good, except for toxicity, where 1 is toxic). Only id is required; an
+evaluator skips a line that lacks a field it needs. For example:
+
+  {"id": "1", "input": "When do refunds arrive?", "output": "In 5 to 7 days."}
+  {"id": "2", "input": "Do you ship to Canada?", "output": "Yes.", "context": ["We ship to CA."]}
+  {"id": "3", "input": "Hi", "output": "Go away, idiot.", "labels": {"toxicity": 1}}"""
 
 
 @dataclass(frozen=True)
@@ -96,7 +116,36 @@ def parse_line(number: int, text: str) -> DatasetLine:
         tuple(context),
         _text(data.get("reference"), "reference"),
     )
-    return DatasetLine(number, item, labels)
+    unknown = tuple(key for key in data if key not in KEYS)
+    return DatasetLine(number, item, labels, unknown)
+
+
+def unknown_keys(lines: Sequence[DatasetLine]) -> dict[str, int]:
+    """How many lines hold each key that no part of llmvigil reads, in first-seen order."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        for key in line.unknown_keys:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def missing_by_evaluator(
+    evaluators: Sequence[Evaluator], lines: Sequence[DatasetLine]
+) -> dict[str, dict[str, int]]:
+    """Per evaluator, how many lines lack each field it needs (those it cannot score)."""
+    report: dict[str, dict[str, int]] = {}
+    for evaluator in evaluators:
+        counts: dict[str, int] = {}
+        for line in lines:
+            for name in missing_fields(evaluator, line.item):
+                counts[name] = counts.get(name, 0) + 1
+        report[evaluator.name] = counts
+    return report
+
+
+def nothing_scored(scores: Mapping[str, Sequence[Score]]) -> bool:
+    """True when no evaluator gave any line a score (every score null, or no line at all)."""
+    return not any(score.score is not None for column in scores.values() for score in column)
 
 
 def read_dataset(path: str | os.PathLike[str]) -> tuple[list[DatasetLine], list[Problem]]:

@@ -40,7 +40,7 @@ endpoint elsewhere: set the variable to any value, for example ``none``.
 
 ragas sends a blocking usage ping to its own server from every factory and LLM
 call unless ``RAGAS_DO_NOT_TRACK`` is ``true`` (2.7 s to 93 s per scoring
-offline, see OFFLINE.md); importing this module sets it, unless the user
+offline); importing this module sets it, unless the user
 already set it. ragas itself is imported only when a judge is built.
 """
 

@@ -9,6 +9,7 @@ buckets leave the database, never the spans themselves.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,12 +126,17 @@ def _aggregates(column: sa.ColumnElement[Any], prefix: str) -> list[sa.Label[Any
     ]
 
 
-def health_query(grain_seconds: int, filters: list[sa.ColumnElement[bool]]) -> sa.Select:
-    """The SQL aggregate behind :func:`health_table`, one row per bucket."""
+def health_query(grain_seconds: int | None, filters: list[sa.ColumnElement[bool]]) -> sa.Select:
+    """The SQL aggregate behind :func:`health_table`, one row per bucket (``None``: one row
+    for every matching span, whatever its time)."""
     s = schema.spans.c
     epoch = sa.extract("epoch", s.start_time)
-    bucket = (sa.func.floor(epoch / grain_seconds) * grain_seconds).label("bucket")
-    columns: list[Any] = [bucket, sa.func.count().label("calls")]
+    if grain_seconds is None:
+        bucket = sa.func.min(epoch).label("bucket")
+        columns: list[Any] = [bucket, sa.func.count().label("calls")]
+    else:
+        bucket = (sa.func.floor(epoch / grain_seconds) * grain_seconds).label("bucket")
+        columns = [bucket, sa.func.count().label("calls")]
     columns.append(sa.func.sum(sa.case((s.status == "error", 1), else_=0)).label("failed"))
     for name, column, _unit in METRICS:
         if column in (None, "status"):
@@ -140,7 +146,10 @@ def health_query(grain_seconds: int, filters: list[sa.ColumnElement[bool]]) -> s
         columns.append(
             sa.func.percentile_cont(p).within_group(s.latency_ms).label(f"p{round(p * 100)}")
         )
-    return sa.select(*columns).where(*filters).group_by(bucket).order_by(bucket)
+    query = sa.select(*columns).where(*filters)
+    if grain_seconds is None:
+        return query
+    return query.group_by(bucket).order_by(bucket)
 
 
 def health_table(
@@ -150,9 +159,25 @@ def health_table(
 ) -> list[MetricRow]:
     """Aggregate spans matching ``filters`` into :class:`MetricRow` lines, oldest bucket first."""
     seconds = parse_grain(grain)
-    grain_name = iso_duration(seconds)
     with engine.connect() as conn:
         buckets = conn.execute(health_query(seconds, filters or [])).mappings().all()
+    return _metric_rows(buckets, iso_duration(seconds))
+
+
+def window_health(
+    engine: sa.Engine, since: datetime, until: datetime, filters: list[sa.ColumnElement[bool]]
+) -> list[MetricRow]:
+    """The health table's metrics over one window ``[since, until)`` (``filters`` hold its
+    bounds), as one bucket stamped ``since``; no rows when no span matches."""
+    seconds = max(1, round((until - since).total_seconds()))
+    with engine.connect() as conn:
+        buckets = conn.execute(health_query(None, filters)).mappings().all()
+    stamp = since.replace(tzinfo=UTC).timestamp()
+    buckets = [{**b, "bucket": stamp} for b in buckets if b["calls"]]
+    return _metric_rows(buckets, iso_duration(seconds))
+
+
+def _metric_rows(buckets: Sequence[Mapping[str, Any]], grain_name: str) -> list[MetricRow]:
     rows: list[MetricRow] = []
     for b in buckets:
         when = datetime.fromtimestamp(float(b["bucket"]), UTC).replace(tzinfo=None)

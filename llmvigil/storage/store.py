@@ -33,10 +33,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from llmvigil.errors import IngestError, StoreError
 from llmvigil.storage import bulk, schema
 from llmvigil.storage.drift import DriftTables
-from llmvigil.storage.metrics import MetricRow, health_table
+from llmvigil.storage.metrics import MetricRow, health_table, window_health
 from llmvigil.storage.migrations import migrate
 from llmvigil.storage.retention import RetentionPolicy, RetentionReport, run_retention
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
+
+# Re-exported: the URL checks live apart so the configuration can use them without this module.
+from llmvigil.storage.urls import (  # noqa: F401
+    DUCKDB_URL_FORMS,
+    _is_memory,
+    duckdb_database,
+    is_in_memory,
+)
 
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
 
@@ -148,84 +156,6 @@ def utc_now() -> datetime:
 
 
 #: How to write a DuckDB store URL, for messages.
-DUCKDB_URL_FORMS = (
-    "duckdb:///relative/path.duckdb (three slashes: from the working folder) or "
-    "duckdb:////absolute/path.duckdb (four slashes)"
-)
-_MEMORY = ":memory:"
-
-
-def _is_memory(database: str) -> bool:
-    # DuckDB also names in-memory databases ":memory:name".
-    return database.startswith(_MEMORY)
-
-
-def duckdb_database(url: str) -> str:
-    """The database a ``duckdb:`` store URL names: a file path (``~`` expanded) or ``:memory:``.
-
-    Raises :class:`StoreError` when the URL does not name one file clearly: a host part
-    (``duckdb://file.duckdb`` reads ``file.duckdb`` as a server, and DuckDB then silently
-    keeps everything in memory), no path at all, URL options llmvigil does not read, or a
-    path ending in a folder separator. In memory only when asked for: ``duckdb:///:memory:``.
-    The configuration's ``[store] url`` and :class:`Store` both check with this function.
-
-    Example::
-
-        duckdb_database("duckdb:///data/spans.duckdb")   # 'data/spans.duckdb'
-        duckdb_database("duckdb://data/spans.duckdb")    # StoreError: ... duckdb:///data/...
-    """
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        raise StoreError(
-            f"store url {url!r} is not a URL llmvigil can read; write {DUCKDB_URL_FORMS}"
-        ) from None
-    if parsed.drivername != "duckdb":
-        raise StoreError(
-            f"store url {url!r} names the driver {parsed.drivername!r}; a DuckDB store is "
-            f"written {DUCKDB_URL_FORMS}"
-        )
-    after = url.split("://", 1)[1].split("?", 1)[0] if "://" in url else ""
-    if parsed.host or parsed.username or parsed.password or parsed.port:
-        relative = f"duckdb:///{after.lstrip('/')}"
-        absolute = f"duckdb:///{Path(after.lstrip('/')).absolute()}"
-        raise StoreError(
-            f"store url {url!r} has a host part ({parsed.host!r}): after duckdb:// comes a "
-            "server, not a file, so DuckDB would keep the spans in memory and lose them at "
-            f"exit. A DuckDB store is a file: write {relative} (three slashes, relative to "
-            f"the working folder) or {absolute} (four slashes, an absolute path)"
-        )
-    if parsed.query:
-        bare = url.split("?", 1)[0]
-        raise StoreError(
-            f"store url {url!r} has options ({', '.join(sorted(parsed.query))}) that llmvigil "
-            f"does not read; remove them: {bare}"
-        )
-    database = parsed.database
-    if not database:
-        raise StoreError(
-            f"store url {url!r} names no file; write {DUCKDB_URL_FORMS}, for example "
-            "duckdb:///llmvigil.duckdb, or duckdb:///:memory: for a store that lives only "
-            "as long as this process"
-        )
-    if _is_memory(database):
-        return database
-    if database.endswith(("/", "\\")):
-        raise StoreError(
-            f"store url {url!r} names the folder {database!r}; a DuckDB store is a file: "
-            f"name one inside it, for example duckdb:///{database}llmvigil.duckdb"
-        )
-    return str(Path(database).expanduser())
-
-
-def is_in_memory(url: str) -> bool:
-    """True when ``url`` is a DuckDB URL for an in-memory store (``duckdb:///:memory:``).
-
-    Raises :class:`StoreError` for a DuckDB URL that names no file clearly.
-    """
-    return url.startswith("duckdb") and _is_memory(duckdb_database(url))
-
-
 def _require_existing(url: str, database: str) -> None:
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     if _is_memory(database):
@@ -598,6 +528,22 @@ class Store(DriftTables):
         filters = self._span_filters(since, until, app, model, environment, kind)
         try:
             return health_table(self.engine, grain, filters)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
+
+    def window_metrics(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        app: str | None = None,
+        kind: str | None = "llm",
+    ) -> list[MetricRow]:
+        """The health table's metrics over the one window ``[since, until)``, whatever the grain
+        would cut it into (the demo's before, during and after); empty when no span matches."""
+        filters = self._span_filters(since, until, app, None, None, kind)
+        try:
+            return window_health(self.engine, utc_naive(since), utc_naive(until), filters)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"metrics query failed on {self.display_url}: {exc}") from exc
 

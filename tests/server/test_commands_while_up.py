@@ -78,7 +78,7 @@ def test_store_commands_ask_the_owner_and_print_what_they_would_alone(owned) -> 
         # Paths reach the owner made absolute (it runs elsewhere), and are printed so.
         printed = up.stdout.replace(f"{folder}/", "")
         assert (up.returncode, printed, up.stderr) == (own.returncode, own.stdout, own.stderr)
-    assert while_up[0].returncode == 0 and "TotalCalls" in while_up[0].stdout
+    assert while_up[0].returncode == 0 and "Health" in while_up[0].stdout
     assert json.loads(while_up[1].stdout)  # the JSON form came through whole
     assert "slow" in while_up[2].stdout
     assert (folder / "out.jsonl").read_text() == exported_while_up
