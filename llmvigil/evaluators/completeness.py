@@ -34,20 +34,18 @@ of the reference's points. ``details`` lists the parts and points not covered.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.answers import LOCATIVE, answer_forms, explicit_yes_no, names_someone
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.evaluators.heads import LogisticHead
 from llmvigil.evaluators.questions import (
     FORM_WEIGHT,
     Question,
@@ -138,42 +136,15 @@ def _calibrate(cos: np.ndarray, midpoint: float = MIDPOINT, scale: float = SCALE
     return 1.0 / (1.0 + np.exp(-(cos - midpoint) / scale))
 
 
-@dataclass(frozen=True)
-class CompletenessHead:
-    """Logistic-regression weights over :data:`FEATURES`, read from a JSON file."""
-
-    coef: np.ndarray
-    intercept: float
-    version: str
+class CompletenessHead(LogisticHead):
+    """Logistic-regression weights over :data:`FEATURES`: the probability of a complete response."""
 
     @classmethod
     def load(cls, path: Path | str = WEIGHTS_PATH) -> CompletenessHead:
         """Read a weights file; raises :class:`EvaluatorError` when missing or malformed."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EvaluatorError(
-                f"completeness weights not found at {path}; "
-                "run `python scripts/train_completeness_head.py` or reinstall llmvigil"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise EvaluatorError(f"cannot read completeness weights {path}: {exc}") from exc
-        if data.get("format") != WEIGHTS_FORMAT or tuple(data.get("features", ())) != FEATURES:
-            raise EvaluatorError(
-                f"{path} is not a completeness head for features {FEATURES} "
-                f"(format {data.get('format')!r}); retrain it with "
-                "`python scripts/train_completeness_head.py`"
-            )
-        return cls(
-            coef=np.asarray(data["coef"], dtype=np.float64),
-            intercept=float(data["intercept"]),
-            version=str(data["version"]),
+        return cls.read(
+            path, "completeness", WEIGHTS_FORMAT, "scripts/train_completeness_head.py", FEATURES
         )
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        """Probability that each row of ``features`` is a complete response."""
-        return 1.0 / (1.0 + np.exp(-(features @ self.coef + self.intercept)))
 
 
 @lru_cache(maxsize=1)

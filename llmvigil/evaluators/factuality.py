@@ -62,7 +62,6 @@ Example::
 from __future__ import annotations
 
 import calendar
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -75,8 +74,8 @@ from typing import Any
 
 import numpy as np
 
-from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.evaluators.heads import LogisticHead
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import (
     STOP_WORDS,
@@ -275,42 +274,13 @@ class Claim:
         return out
 
 
-@dataclass(frozen=True)
-class FramingHead:
-    """Weights of the framing-sentence classifier, read from a JSON file."""
-
-    coef: np.ndarray
-    intercept: float
-    version: str
+class FramingHead(LogisticHead):
+    """Weights of the framing-sentence classifier over sentence vectors."""
 
     @classmethod
     def load(cls, path: Path | str = FRAMING_PATH) -> FramingHead:
         """Read a weights file; raises :class:`EvaluatorError` when missing or malformed."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EvaluatorError(
-                f"framing head weights not found at {path}; "
-                "run `python scripts/train_framing_head.py` or reinstall llmvigil"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise EvaluatorError(f"cannot read framing head weights {path}: {exc}") from exc
-        if data.get("format") != FRAMING_FORMAT:
-            raise EvaluatorError(
-                f"{path} is not a framing head file (format {data.get('format')!r}, "
-                f"expected {FRAMING_FORMAT!r})"
-            )
-        return cls(
-            coef=np.asarray(data["coef"], dtype=np.float64),
-            intercept=float(data["intercept"]),
-            version=str(data["version"]),
-        )
-
-    def probability(self, vectors: np.ndarray) -> np.ndarray:
-        """Probability that each sentence vector is of a framing sentence."""
-        z = vectors.astype(np.float64) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return cls.read(path, "framing", FRAMING_FORMAT, "scripts/train_framing_head.py")
 
 
 @lru_cache(maxsize=1)

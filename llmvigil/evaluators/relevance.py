@@ -29,17 +29,15 @@ missing form were dropped: the learned head did better without them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.answers import answer_forms, describes_topic
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.evaluators.heads import LogisticHead
 from llmvigil.evaluators.questions import Question, analyse_question
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import content_words, stem, word_count
@@ -68,42 +66,15 @@ FEATURES = (
 METHOD = "all-MiniLM-L6-v2 similarity + answer form, learned weights"
 
 
-@dataclass(frozen=True)
-class RelevanceHead:
-    """Logistic-regression weights over :data:`FEATURES`, read from a JSON file."""
-
-    coef: np.ndarray
-    intercept: float
-    version: str
+class RelevanceHead(LogisticHead):
+    """Logistic-regression weights over :data:`FEATURES`: the probability of a relevant response."""
 
     @classmethod
     def load(cls, path: Path | str = WEIGHTS_PATH) -> RelevanceHead:
         """Read a weights file; raises :class:`EvaluatorError` when missing or malformed."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EvaluatorError(
-                f"relevance weights not found at {path}; "
-                "run `python scripts/train_relevance_head.py` or reinstall llmvigil"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise EvaluatorError(f"cannot read relevance weights {path}: {exc}") from exc
-        if data.get("format") != WEIGHTS_FORMAT or tuple(data.get("features", ())) != FEATURES:
-            raise EvaluatorError(
-                f"{path} is not a relevance head for features {FEATURES} "
-                f"(format {data.get('format')!r}); retrain it with "
-                "`python scripts/train_relevance_head.py`"
-            )
-        return cls(
-            coef=np.asarray(data["coef"], dtype=np.float64),
-            intercept=float(data["intercept"]),
-            version=str(data["version"]),
+        return cls.read(
+            path, "relevance", WEIGHTS_FORMAT, "scripts/train_relevance_head.py", FEATURES
         )
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        """Probability that each row of ``features`` is a relevant response."""
-        return 1.0 / (1.0 + np.exp(-(features @ self.coef + self.intercept)))
 
 
 @lru_cache(maxsize=1)
