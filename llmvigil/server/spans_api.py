@@ -74,7 +74,9 @@ def _naive(moment: datetime) -> datetime:
 
 def to_row(span: SpanIn) -> dict[str, Any]:
     """The store row of ``span``, with what it left out filled in."""
-    row = span.model_dump()
+    # Its fields are plain values (no nested models): their dict is what model_dump() would
+    # copy out, at a fraction of the cost per span.
+    row = dict(span.__dict__)
     start = _naive(span.start_time)
     end = _naive(span.end_time) if span.end_time is not None else None
     latency = span.latency_ms
