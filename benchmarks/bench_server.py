@@ -35,6 +35,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,12 +79,15 @@ class Owner:
 def span_rows(count: int, offset: int) -> list[dict[str, Any]]:
     """Rows like a RAG assistant's calls: unique ids, a prompt, an answer, tokens, latency."""
     rows = []
+    base = datetime(2026, 12, 1, 9, tzinfo=UTC)
     for i in range(offset, offset + count):
+        # Calls come one after another (a store's duplicate check reads the batch's time range).
+        moment = (base + timedelta(milliseconds=i % 50_000_000)).isoformat()
         rows.append(
             {
                 "span_id": f"{i:032x}",
                 "trace_id": f"{i // 4:032x}",
-                "start_time": "2026-12-01T09:00:00Z",
+                "start_time": moment,
                 "name": "answer",
                 "kind": "llm",
                 "app": "bench",
@@ -118,7 +122,6 @@ def otlp_bodies(batches: int, offset: int) -> list[bytes]:
         return KeyValue(key=key, value=AnyValue(string_value=value))
 
     bodies = []
-    start_ns = 1_796_000_000_000_000_000
     for b in range(batches):
         spans = []
         for row in span_rows(BATCH, offset + b * BATCH):
@@ -132,8 +135,8 @@ def otlp_bodies(batches: int, offset: int) -> list[bytes]:
                     span_id=bytes.fromhex(row["span_id"][16:]),
                     name="chat gpt-4o-mini",
                     kind=Span.SPAN_KIND_CLIENT,
-                    start_time_unix_nano=start_ns,
-                    end_time_unix_nano=start_ns + int(row["latency_ms"] * 1e6),
+                    start_time_unix_nano=_ns(row["start_time"]),
+                    end_time_unix_nano=_ns(row["start_time"]) + int(row["latency_ms"] * 1e6),
                     attributes=[
                         attribute("gen_ai.operation.name", "chat"),
                         attribute("gen_ai.provider.name", "openai"),
@@ -150,6 +153,10 @@ def otlp_bodies(batches: int, offset: int) -> list[bytes]:
         )
         bodies.append(request.SerializeToString())
     return bodies
+
+
+def _ns(moment: str) -> int:
+    return int(datetime.fromisoformat(moment).timestamp() * 1e9)
 
 
 def drive(url: str, path: str, bodies: list[bytes], content_type: str, clients: int) -> dict:
@@ -333,13 +340,17 @@ def section(result: dict, command: str) -> str:
     lines.append(f"| `Store.append_spans` (direct) | {direct:,.0f} | 1.00 | | | |")
     ok_spans = spans["spans_per_s"] >= TARGET_SPANS_PER_S
     ok_otlp = otlp["spans_per_s"] >= spans["spans_per_s"] / 2
-    ok_p99 = max(spans["p99_ms"], otlp["p99_ms"]) < TARGET_P99_MS
+
+    def p99(r: dict) -> str:
+        verdict = "met" if r["p99_ms"] < TARGET_P99_MS else "MISSED"
+        return f"{r['p99_ms']:.0f} ms, {verdict}"
+
     lines += [
         "",
         f"- `/v1/spans` at least {TARGET_SPANS_PER_S:,} spans/s: "
         f"{'met' if ok_spans else 'MISSED'}; OTLP at least half of it: "
         f"{'met' if ok_otlp else 'MISSED'} ({otlp['spans_per_s'] / spans['spans_per_s']:.2f}x); "
-        f"p99 under {TARGET_P99_MS:.0f} ms: {'met' if ok_p99 else 'MISSED'}.",
+        f"p99 under {TARGET_P99_MS:.0f} ms: `/v1/spans` {p99(spans)}, OTLP {p99(otlp)}.",
     ]
     soaked = result.get("soak")
     if soaked:
@@ -362,7 +373,7 @@ def section(result: dict, command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--batches", type=int, default=400, help="batches of 100 per route")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent client threads")
     parser.add_argument("--soak-seconds", type=float, default=600, help="0: no soak")
     parser.add_argument("--soak-rate", type=float, default=200, help="app calls per second")
     parser.add_argument("--write", action="store_true", help=f"update '{HEADING}' in RESULTS.md")

@@ -24,6 +24,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
@@ -113,7 +114,7 @@ def _text_of(content: Any) -> str | None:
 def _messages(raw: Any) -> list[dict[str, Any]]:
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = orjson.loads(raw)
         except ValueError:
             return [{"role": "user", "content": raw}]
     if isinstance(raw, dict):
@@ -179,8 +180,9 @@ def _kind(name: str, attributes: dict[str, Any]) -> str:
     return "chain"
 
 
-def _time(nanos: int) -> str:
-    return datetime.fromtimestamp(nanos / 1e9, UTC).isoformat()
+def _time(nanos: int) -> datetime:
+    # A datetime, not its ISO text: validation takes it as it is, where text is parsed back.
+    return datetime.fromtimestamp(nanos / 1e9, UTC)
 
 
 def spans_of(request: trace_service_pb2.ExportTraceServiceRequest) -> list[dict[str, Any]]:

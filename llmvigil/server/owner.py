@@ -11,6 +11,7 @@ listen file and close the store.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
@@ -199,6 +200,10 @@ def run_up(
         previous = {
             signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)
         }
+        # Everything loaded so far (the web stack, the price data, the schemas) lives as long
+        # as the process: out of the collector's sight, a full collection no longer walks
+        # it, which stalled requests ~100 ms each time (p99).
+        gc.freeze()
         scheduler.start()
         doing = f"listening on {address}" if address else f"role {role}, no HTTP API"
         announce(f"llmvigil up: {doing}, owning {store.display_url}")
