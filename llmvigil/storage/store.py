@@ -652,12 +652,27 @@ class Store(DriftTables):
             set_={"worker": claim.excluded.worker, "leased_until": claim.excluded.leased_until},
             where=lease.c.leased_until <= now,
         ).returning(lease.c.span_id)
-        try:
-            with self.engine.begin() as conn:
-                claimed = list(conn.execute(claim).scalars())
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"could not claim spans on {self.display_url}: {exc}") from exc
-        return self.spans_missing_evaluations(wanted, len(claimed) or 1, kinds, only=claimed)
+        # A claim can come back empty while work is left (its candidates were read before
+        # another worker's claims on them committed), or take a span another worker has just
+        # scored and let go (read before that score committed). The second is caught by
+        # reading the claimed spans afresh: those already scored are let go at once. Empty
+        # means done only when no unheld span lacks a score; otherwise claim again.
+        unheld = sa.select(s.c.span_id).where(*self._missing_filter(wanted, kinds), ~held)
+        for _ in range(20):
+            try:
+                with self.engine.begin() as conn:
+                    claimed = list(conn.execute(claim).scalars())
+                    empty = not claimed and conn.execute(unheld.limit(1)).first() is None
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"could not claim spans on {self.display_url}: {exc}") from exc
+            if empty:
+                return []
+            rows = self.spans_missing_evaluations(wanted, len(claimed) or 1, kinds, only=claimed)
+            taken = {row["span_id"] for row in rows}
+            self.release_claims(worker, [i for i in claimed if i not in taken])
+            if rows:
+                return rows
+        return []
 
     def release_claims(self, worker: str, span_ids: Sequence[str]) -> None:
         """Let go of ``worker``'s claims on ``span_ids`` (scored, or given up)."""
