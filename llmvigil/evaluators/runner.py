@@ -31,11 +31,17 @@ from llmvigil.collector.redact import PLACEHOLDERS
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.registry import get
+from llmvigil.storage import schema
 
 log = logging.getLogger("llmvigil.evaluators")
 
 #: Labels of stored rows that record a failure rather than a verdict (``--retry-errors``).
 FAILURE_LABELS = ("evaluator_error", "judge_error")
+
+
+def span_copies(span: dict[str, Any]) -> dict[str, Any]:
+    """The span fields a score row carries (``schema.SPAN_COPIES``), read off the span."""
+    return {name: span.get(column) for name, column in schema.SPAN_COPIES.items()}
 
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
@@ -284,6 +290,9 @@ class Runner:
                         )
                         report.skipped[evaluator.name] += 1
             results = self.score(items, owed)
+            copies = {row["span_id"]: span_copies(row) for row in rows}
+            for record in skipped:
+                record.update(copies[record["span_id"]])
             records = list(skipped)
             for name, pairs in results.items():
                 for i, s in pairs:
@@ -300,6 +309,7 @@ class Runner:
                             "method": s.method,
                             "details": s.details,
                         }
+                        | copies[items[i].id]
                     )
                     if s.label in FAILURE_LABELS:
                         report.failed[name] += 1

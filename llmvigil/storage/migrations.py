@@ -84,6 +84,30 @@ def _add_hook_start_times(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE alert_hook_runs ADD COLUMN started_at {kind}"))
 
 
+def _add_score_rollups(conn: sa.Connection) -> None:
+    present = set(conn.execute(sa.text("SELECT * FROM evaluations LIMIT 0")).keys())
+    missing = {k: v for k, v in schema.SPAN_COPIES.items() if k not in present}
+    if missing:  # a store created at this version has them already
+        for name in missing:
+            kind = schema.evaluations.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE evaluations ADD COLUMN {name} {kind}"))
+        copies = ", ".join(f"{name} = spans.{column}" for name, column in missing.items())
+        conn.execute(
+            sa.text(
+                f"UPDATE evaluations SET {copies} FROM spans "
+                "WHERE spans.span_id = evaluations.span_id"
+            )
+        )
+    if conn.dialect.name == "postgresql":
+        for index in schema.evaluations.indexes:
+            if index.name == "ix_evaluations_span_start":
+                index.create(conn, checkfirst=True)
+    # The rollup starts empty with no mark: its first refresh reads every evaluation.
+    schema.metadata.create_all(
+        conn, tables=[schema.score_rollups, schema.rollup_marks], checkfirst=True
+    )
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -97,6 +121,11 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (5, "PostgreSQL: spans.ingested_at and evaluations.evaluated_at indexed", _index_arrival_times),
     (6, "evaluation_leases: spans claimed by an evaluate worker", _add_evaluation_leases),
     (7, "alert_hook_runs.started_at: hooks run in the background", _add_hook_start_times),
+    (
+        8,
+        "evaluations copy their span's start and filters; score_rollups, rollup_marks",
+        _add_score_rollups,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

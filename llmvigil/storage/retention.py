@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from llmvigil.storage import schema
+from llmvigil.storage.rollups import delete_rollups_before
 
 if TYPE_CHECKING:
     import duckdb
@@ -202,6 +203,8 @@ def _delete_app(
         # Fewer than a batch: nothing older is left. None deleted: the rows went under this
         # run's feet (another process deleted them). Either way this app is done.
         if selected < batch_size or counts["spans"] == 0:
+            with engine.begin() as conn:  # its score rollups go with it (whole buckets)
+                delete_rollups_before(conn, cutoff, app or "")
             return True
 
 

@@ -74,9 +74,20 @@ evaluations = sa.Table(
     sa.Column("method", sa.Text, nullable=False),
     sa.Column("details", JSON),
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
+    # The span's start_time and filter columns, copied when the score is written: the
+    # dashboard's time-ranged score queries (worst spans, a session's scores) read
+    # evaluations alone, without a join to spans that costs seconds at ten million spans.
+    sa.Column("span_start", sa.DateTime),
+    sa.Column("span_app", sa.Text),
+    sa.Column("span_model", sa.Text),
+    sa.Column("span_environment", sa.Text),
+    sa.Column("span_prompt_version", sa.Text),
 )
 
 sa.Index("ix_evaluations_evaluated_at", evaluations.c.evaluated_at).ddl_if(**_PG_ONLY)
+sa.Index("ix_evaluations_span_start", evaluations.c.evaluator, evaluations.c.span_start).ddl_if(
+    **_PG_ONLY
+)
 
 feedback = sa.Table(
     "feedback",
@@ -272,3 +283,50 @@ SPAN_ARROW_SCHEMA = pa.schema(
     [pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in spans.columns]
 )
 SPAN_COLUMNS = tuple(c.name for c in spans.columns)
+
+
+#: The span columns copied into each evaluation row, by the evaluation column's name.
+SPAN_COPIES = {
+    "span_start": "start_time",
+    "span_app": "app",
+    "span_model": "model",
+    "span_environment": "environment",
+    "span_prompt_version": "prompt_version",
+}
+
+#: Width of a score rollup's time bucket, in seconds.
+ROLLUP_SECONDS = 300
+#: Score histogram bins in a rollup row: ``b0`` counts scores in [0, 0.1), ``b9`` [0.9, 1].
+SCORE_BINS = 10
+
+# Scores summed per 5-minute bucket of the spans' start times and per app, model,
+# environment, prompt version and kind (an empty string where a span has none, so the key
+# holds no NULL), kept up to date from new evaluations (llmvigil.storage.rollups). The
+# dashboard's quality charts read these: at ten million spans the same aggregate over
+# evaluations joined to spans takes seconds.
+score_rollups = sa.Table(
+    "score_rollups",
+    metadata,
+    sa.Column("bucket", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket start
+    *(
+        sa.Column(name, sa.Text, primary_key=True)
+        for name in ("app", "model", "environment", "prompt_version", "kind")
+    ),
+    sa.Column("evaluator", sa.String(64), primary_key=True),
+    sa.Column("evaluator_version", sa.String(32), primary_key=True),
+    sa.Column("method", sa.Text, primary_key=True),
+    sa.Column("scored", sa.BigInteger, nullable=False),
+    sa.Column("unscored", sa.BigInteger, nullable=False),
+    sa.Column("score_sum", sa.Double, nullable=False),
+    sa.Column("passed", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    *(sa.Column(f"b{i}", sa.BigInteger, nullable=False) for i in range(SCORE_BINS)),
+)
+
+# How far each rollup has read its source (evaluations by ``evaluated_at``).
+rollup_marks = sa.Table(
+    "rollup_marks",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("upto", sa.DateTime, nullable=False),
+)

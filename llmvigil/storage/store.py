@@ -47,6 +47,8 @@ from llmvigil.storage.urls import (  # noqa: F401
 )
 
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
+#: The span filter columns an evaluation row copies (besides ``span_start``).
+_SPAN_LABELS = [name for name in schema.SPAN_COPIES if name != "span_start"]
 
 
 def _table_from_rows(rows: Sequence[Mapping[str, Any]], refused: dict[int, str]) -> pa.Table:
@@ -451,6 +453,7 @@ class Store(DriftTables):
         model: str | None,
         environment: str | None = None,
         kind: str | None = None,
+        prompt_version: str | None = None,
     ) -> list[sa.ColumnElement[bool]]:
         c = schema.spans.c
         filters: list[sa.ColumnElement[bool]] = []
@@ -466,6 +469,8 @@ class Store(DriftTables):
             filters.append(c.environment == environment)
         if kind is not None:
             filters.append(c.kind == kind)
+        if prompt_version is not None:
+            filters.append(c.prompt_version == prompt_version)
         return filters
 
     def spans(
@@ -525,6 +530,7 @@ class Store(DriftTables):
         model: str | None = None,
         environment: str | None = None,
         kind: str | None = "llm",
+        prompt_version: str | None = None,
     ) -> list[MetricRow]:
         """The per-grain health table (see :mod:`llmvigil.storage.metrics`) for matching spans.
 
@@ -532,7 +538,7 @@ class Store(DriftTables):
         chain, tool and retrieval parents would count each request twice. ``kind=None``
         counts every span.
         """
-        filters = self._span_filters(since, until, app, model, environment, kind)
+        filters = self._span_filters(since, until, app, model, environment, kind, prompt_version)
         try:
             return health_table(self.engine, grain, filters)
         except sa.exc.SQLAlchemyError as exc:
@@ -586,7 +592,17 @@ class Store(DriftTables):
         s, e = schema.spans, schema.evaluations
         query = (
             sa.select(
-                s.c.span_id, s.c.kind, s.c.input_text, s.c.output_text, s.c.context, s.c.reference
+                s.c.span_id,
+                s.c.kind,
+                s.c.start_time,
+                s.c.app,
+                s.c.model,
+                s.c.environment,
+                s.c.prompt_version,
+                s.c.input_text,
+                s.c.output_text,
+                s.c.context,
+                s.c.reference,
             )
             .where(*self._missing_filter(wanted, kinds))
             .order_by(s.c.start_time, s.c.span_id)
@@ -714,12 +730,33 @@ class Store(DriftTables):
                 "method": r["method"],
                 "details": r.get("details") or {},
                 "evaluated_at": utc_naive(r.get("evaluated_at")) or now,
+                "span_start": utc_naive(r.get("span_start")),
+                **{name: r.get(name) for name in _SPAN_LABELS},
             }
             for r in rows
         ]
         if not values:
             return 0
+        self._copy_span_fields(values)
         return self._insert_ignoring_duplicates(schema.evaluations, values)
+
+    def _copy_span_fields(self, values: list[dict[str, Any]]) -> None:
+        # Each score carries its span's start and filter columns (schema.SPAN_COPIES). Callers
+        # that hold the span (the runner) pass them; the rest are looked up here.
+        missing = list({v["span_id"] for v in values if v["span_start"] is None})
+        if not missing:
+            return
+        s = schema.spans.c
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in range(0, len(missing), 1000):
+            query = sa.select(s.span_id, *(s[c] for c in schema.SPAN_COPIES.values())).where(
+                s.span_id.in_(missing[chunk : chunk + 1000])
+            )
+            found.update((r["span_id"], r) for r in self._fetch(query))
+        for v in values:
+            span = found.get(v["span_id"])
+            if v["span_start"] is None and span is not None:
+                v.update({name: span[column] for name, column in schema.SPAN_COPIES.items()})
 
     def evaluations(
         self, span_id: str | None = None, evaluator: str | None = None
