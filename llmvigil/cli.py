@@ -21,7 +21,7 @@ from rich.text import Text
 from llmvigil import __version__, tables
 from llmvigil.collector.tracer import KINDS
 from llmvigil.config import CONFIG_FILE, STARTER_TOML, Settings, load_settings
-from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilError
+from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilError, StoreError
 from llmvigil.evaluators.dataset import LINE_FORMAT
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
@@ -828,8 +828,69 @@ def cmd_up(args: argparse.Namespace) -> int:
         settings, url, args.host, args.port, insecure=args.insecure,
         evaluate=not args.no_evaluate, role=args.role,
         announce=lambda line: print(line, flush=True),
+        dashboard=_dashboard_bind(args, settings),
     )  # fmt: skip
     return 0
+
+
+def _dashboard_bind(args: argparse.Namespace, settings: Settings) -> tuple[str, int] | None:
+    if not (args.dashboard or settings.dashboard.enabled):
+        return None
+    from llmvigil.dashboard.launch import check_bind
+
+    check_bind(settings, settings.dashboard.host, args.insecure)
+    return settings.dashboard.host, settings.dashboard.port
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from llmvigil.dashboard import launch
+
+    if args.hash_password:
+        from llmvigil.dashboard.access import hash_password
+
+        if sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass("Dashboard password: ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+        print(hash_password(password))
+        return 0
+    settings = _settings(args)
+    url = _store_url(args, settings)
+    if is_in_memory(url):
+        raise StoreError(f"{url} is an in-memory store: nothing would be there to show")
+    host = args.host or settings.dashboard.host
+    port = settings.dashboard.port if args.port is None else args.port
+    launch.check_bind(settings, host, args.insecure)
+    if url.startswith("duckdb"):
+        from llmvigil.server.listen import listen_path, running_owner
+        from llmvigil.server.owner import run_up
+
+        if running_owner(listen_path(settings, url)) is None:
+            database = duckdb_database(url)
+            if not Path(database).expanduser().exists():
+                raise StoreError(
+                    f"no store at {database}; run `llmvigil demo` for one to look at, or point "
+                    "--store (or [store] url) at yours"
+                )
+            print(
+                f"No llmvigil up holds {database}: serving it for the dashboard only (no "
+                "ingest, no scheduled jobs). `llmvigil up --dashboard` does both.",
+                flush=True,
+            )
+            run_up(
+                settings, url, "127.0.0.1", 0, evaluate=False, jobs=False,
+                dashboard=(host, port), announce=lambda line: print(line, flush=True),
+            )  # fmt: skip
+            return 0
+    app = launch.start(settings, url, host, port)
+    try:
+        if app.wait_ready():
+            print(f"llmvigil dashboard: {app.url}/overview", flush=True)
+        return app.process.wait()
+    finally:
+        app.stop()
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -1079,7 +1140,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="PostgreSQL: run one part in this process (ingest: the API and the spool; "
         "evaluate: scoring, shared with other evaluate processes; scheduler: drift, alerts)",
     )
+    up.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the dashboard too (as [dashboard] enabled; at [dashboard] host and port)",
+    )
     up.set_defaults(run=cmd_up)
+
+    dashboard = _command(
+        commands, "dashboard", "browse traffic, quality, drift, traces and alerts",
+        "Serve the Streamlit dashboard over the store: overview, metrics, quality, drift, "
+        "traces, alerts and sessions, at http://HOST:PORT/overview. With a DuckDB store it "
+        "reads through `llmvigil up` when that runs, and otherwise serves the file itself "
+        "(no ingest, no jobs) until Ctrl-C.",
+    )  # fmt: skip
+    dashboard.add_argument(
+        "--host", type=_text, help="address to serve on (default: [dashboard] host, 127.0.0.1)"
+    )
+    dashboard.add_argument("--port", type=int, help="port (default: [dashboard] port, 8501)")
+    dashboard.add_argument("--store", type=_text, help=store_help)
+    dashboard.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback address with no password"
+    )
+    dashboard.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password (prompt or stdin) and print its hash for [dashboard] "
+        "password_hash_env, then exit",
+    )
+    dashboard.set_defaults(run=cmd_dashboard)
 
     demo = _command(
         commands, "demo", "simulate an assistant and show what llmvigil sees",

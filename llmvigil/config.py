@@ -463,6 +463,23 @@ class ServerSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """``[dashboard]``: the Streamlit app (``llmvigil dashboard``, and ``llmvigil up`` when
+    ``enabled``)."""
+
+    #: Whether ``llmvigil up`` serves the dashboard too.
+    enabled: bool = False
+    host: Text = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65_535)
+    #: The environment variable holding the password's hash (``llmvigil dashboard
+    #: --hash-password`` makes one). Unset: the server's read keys open it, when configured.
+    password_hash_env: Text | None = None
+    #: How long a page's query results are reused, in seconds.
+    cache_ttl_s: float = Field(10.0, ge=0, le=3600)
+    #: The auto-refresh interval a wall screen can switch on, in seconds.
+    refresh_s: float = Field(30.0, ge=2, le=3600)
+
+
 #: The longest retention a setting may ask for (a century): past it, keep for ever (0).
 MAX_RETENTION_DAYS = 36_500
 
@@ -555,6 +572,7 @@ class Settings(_Section):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     alerts: list[AlertRule] = Field(default_factory=list)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     hooks: dict[str, HookSettings] = Field(default_factory=dict)

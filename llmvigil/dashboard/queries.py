@@ -15,14 +15,17 @@ carry.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import time
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from llmvigil.dashboard.view import FILTERS, View, bucket_seconds
 from llmvigil.errors import ConfigError
@@ -51,16 +54,31 @@ def query(fn: Query) -> Query:
 
 
 def run_query(store: Any, name: str, view: View, params: dict[str, Any] | None = None) -> pa.Table:
-    """Run the registered query ``name``; a :class:`ConfigError` names a bad name or param."""
+    """Run the registered query ``name``, its params checked against the function's types
+    (a param sent as JSON arrives as JSON); a :class:`ConfigError` names a bad name or param.
+    """
     fn = QUERIES.get(name)
     if fn is None:
         raise ConfigError(f"no dashboard query {name!r}; known: {', '.join(sorted(QUERIES))}")
-    params = dict(params or {})
-    accepted = set(list(inspect.signature(fn).parameters)[2:])
-    unknown = set(params) - accepted
+    hints = _param_types(fn)
+    given = dict(params or {})
+    unknown = set(given) - set(hints)
     if unknown:
-        raise ConfigError(f"query {name} takes no {sorted(unknown)}; it takes {sorted(accepted)}")
-    return fn(store, view, **params)
+        raise ConfigError(f"query {name} takes no {sorted(unknown)}; it takes {sorted(hints)}")
+    checked = {}
+    for key, value in given.items():
+        try:
+            checked[key] = hints[key].validate_python(value)
+        except ValidationError as exc:
+            raise ConfigError(f"query {name}: {key}: {exc.errors()[0]['msg']}") from None
+    return fn(store, view, **checked)
+
+
+@functools.cache
+def _param_types(fn: Query) -> dict[str, TypeAdapter]:
+    hints = typing.get_type_hints(fn)
+    names = list(inspect.signature(fn).parameters)[2:]
+    return {n: TypeAdapter(hints[n], config=ConfigDict(strict=False)) for n in names}
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pa.Table:
@@ -69,6 +87,16 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> pa.Table:
 
 def _epoch_bucket(column: sa.ColumnElement[Any], size: int) -> sa.ColumnElement[Any]:
     return sa.cast(sa.func.floor(sa.extract("epoch", column) / size) * size, sa.BigInteger)
+
+
+def _total(column: Any) -> sa.ColumnElement[Any]:
+    # A sum typed the same on both engines: PostgreSQL sums integers to NUMERIC (Decimal in
+    # Python) and DuckDB to HUGEINT; charts and ratios want plain numbers.
+    return sa.cast(sa.func.sum(column), sa.Double)
+
+
+def _count(column: Any) -> sa.ColumnElement[Any]:
+    return sa.cast(sa.func.sum(column), sa.BigInteger)
 
 
 def _is_error() -> sa.ColumnElement[Any]:
@@ -125,12 +153,12 @@ def overview_totals(store: Any, view: View, kind: str | None = "llm") -> pa.Tabl
         sa.select(
             period,
             sa.func.count().label("calls"),
-            sa.func.sum(_is_error()).label("errors"),
+            _count(_is_error()).label("errors"),
             *_latency_percentiles(),
-            sa.func.sum(s.c.prompt_tokens).label("prompt_tokens"),
-            sa.func.sum(s.c.completion_tokens).label("completion_tokens"),
-            sa.func.sum(s.c.total_tokens).label("total_tokens"),
-            sa.func.sum(s.c.cost_usd).label("cost_usd"),
+            _count(s.c.prompt_tokens).label("prompt_tokens"),
+            _count(s.c.completion_tokens).label("completion_tokens"),
+            _count(s.c.total_tokens).label("total_tokens"),
+            _total(s.c.cost_usd).label("cost_usd"),
         )
         .where(*previous.span_where()[:1], *view.span_where()[1:], *_kind_where(kind))
         .group_by(period)
@@ -148,10 +176,10 @@ def overview_series(
         sa.select(
             bucket,
             sa.func.count().label("calls"),
-            sa.func.sum(_is_error()).label("errors"),
+            _count(_is_error()).label("errors"),
             *_latency_percentiles(),
-            sa.func.sum(s.c.total_tokens).label("total_tokens"),
-            sa.func.sum(s.c.cost_usd).label("cost_usd"),
+            _count(s.c.total_tokens).label("total_tokens"),
+            _total(s.c.cost_usd).label("cost_usd"),
         )
         .where(*view.span_where(), *_kind_where(kind))
         .group_by(bucket)
@@ -193,18 +221,16 @@ def quality_series(store: Any, view: View, bucket_s: int | None = None) -> pa.Ta
     r = schema.score_rollups.c
     size = max(bucket_s or bucket_seconds(view), schema.ROLLUP_SECONDS)
     bucket = sa.cast(sa.func.floor(r.bucket / size) * size, sa.BigInteger).label("bucket")
-    scored = sa.func.sum(r.scored)
-    judged = sa.func.sum(r.passed) + sa.func.sum(r.failed)
+    scored = _count(r.scored)
+    judged = _count(r.passed) + _count(r.failed)
     q = (
         sa.select(
             bucket,
             r.evaluator,
             r.method,
             scored.label("scored"),
-            (sa.func.sum(r.score_sum) / sa.func.nullif(scored, 0)).label("mean"),
-            (sa.func.sum(r.passed) / sa.func.nullif(sa.cast(judged, sa.Double), 0)).label(
-                "pass_rate"
-            ),
+            (_total(r.score_sum) / sa.func.nullif(scored, 0)).label("mean"),
+            (_total(r.passed) / sa.func.nullif(sa.cast(judged, sa.Double), 0)).label("pass_rate"),
         )
         .where(*view.rollup_where())
         .group_by(bucket, r.evaluator, r.method)
@@ -219,20 +245,18 @@ def quality_summary(store: Any, view: View) -> pa.Table:
     score histogram (``b0`` .. ``b9``, tenths of the score range)."""
     _fresh_rollups(store)
     r = schema.score_rollups.c
-    bins = [sa.func.sum(r[f"b{i}"]).label(f"b{i}") for i in range(schema.SCORE_BINS)]
-    scored = sa.func.sum(r.scored)
-    judged = sa.func.sum(r.passed) + sa.func.sum(r.failed)
+    bins = [_count(r[f"b{i}"]).label(f"b{i}") for i in range(schema.SCORE_BINS)]
+    scored = _count(r.scored)
+    judged = _count(r.passed) + _count(r.failed)
     q = (
         sa.select(
             r.evaluator,
             r.evaluator_version,
             r.method,
             scored.label("scored"),
-            sa.func.sum(r.unscored).label("unscored"),
-            (sa.func.sum(r.score_sum) / sa.func.nullif(scored, 0)).label("mean"),
-            (sa.func.sum(r.passed) / sa.func.nullif(sa.cast(judged, sa.Double), 0)).label(
-                "pass_rate"
-            ),
+            _count(r.unscored).label("unscored"),
+            (_total(r.score_sum) / sa.func.nullif(scored, 0)).label("mean"),
+            (_total(r.passed) / sa.func.nullif(sa.cast(judged, sa.Double), 0)).label("pass_rate"),
             *bins,
         )
         .where(*view.rollup_where())
@@ -517,11 +541,11 @@ def sessions(
             s.c.session_id,
             sa.func.max(s.c.user_id).label("user_id"),
             sa.func.count().label("spans"),
-            sa.func.sum(_is_error()).label("errors"),
+            _count(_is_error()).label("errors"),
             sa.func.min(s.c.start_time).label("first"),
             last.label("last"),
-            sa.func.sum(s.c.total_tokens).label("total_tokens"),
-            sa.func.sum(s.c.cost_usd).label("cost_usd"),
+            _count(s.c.total_tokens).label("total_tokens"),
+            _total(s.c.cost_usd).label("cost_usd"),
         )
         .where(*where)
         .group_by(s.c.session_id)

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from llmvigil.collector.sinks import ARROW_STREAM
 from llmvigil.config import Settings
-from llmvigil.errors import IngestError, StoreError
+from llmvigil.errors import ConfigError, IngestError, StoreError
 from llmvigil.server.auth import Keys
 from llmvigil.server.commands import command_needs, run_in_owner
 from llmvigil.server.prometheus import IngestCounters, make_registry
@@ -51,6 +51,17 @@ class CommandOut(BaseModel):
     exit_code: int
     stdout: str
     stderr: str
+
+
+class DashboardQueryIn(BaseModel):
+    """The body of ``POST /v1/dashboard/{name}``: the view (``since`` and ``until`` in ISO
+    8601, and the filters ``app``, ``model``, ``environment``, ``prompt_version``) and the
+    query's own params (see :mod:`llmvigil.dashboard.queries`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    view: dict[str, str | None]
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class FeedbackIn(BaseModel):
@@ -304,6 +315,31 @@ def create_app(
         except (IngestError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         return {"feedback_id": feedback_id}
+
+    @app.post(
+        "/v1/dashboard/{name}",
+        summary="Run one of the dashboard's read queries over the owned store",
+        description="Answers an Arrow IPC stream of the query's rows. Needs the read scope.",
+        response_class=Response,
+        responses={401: {}, 403: {}, 404: {}, 422: {}},
+    )
+    def post_dashboard(name: str, body: DashboardQueryIn, request: Request) -> Response:
+        import pyarrow as pa
+
+        from llmvigil.dashboard.queries import QUERIES, run_query
+        from llmvigil.dashboard.view import View
+
+        allow(request, "read")
+        if name not in QUERIES:
+            raise HTTPException(404, f"no dashboard query {name!r}")
+        try:
+            table = run_query(store, name, View.from_json(body.view), body.params)
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as stream:
+            stream.write_table(table)
+        return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
 
     app.state.writer = writer  # closed by the owner once the server has stopped
     return app

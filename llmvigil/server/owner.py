@@ -105,6 +105,23 @@ def _one_at_a_time(store: Store, job: Callable[[], object], name: str) -> Callab
     return run
 
 
+def _start_dashboard(
+    settings: Settings, url: str, where: tuple[str, int], announce: Callable[[str], None]
+):
+    from llmvigil.dashboard import launch
+
+    app_process = launch.start(settings, url, *where)
+
+    def announce_when_ready() -> None:  # the API serves meanwhile: the app reads through it
+        if app_process.wait_ready():
+            announce(f"llmvigil dashboard: {app_process.url}/overview")
+        elif app_process.process.poll() is not None:  # ingest goes on without it
+            log.error("the dashboard did not start (exit %s)", app_process.process.poll())
+
+    threading.Thread(target=announce_when_ready, name="llmvigil-dashboard", daemon=True).start()
+    return app_process
+
+
 def run_up(
     settings: Settings,
     store_url: str | None = None,
@@ -115,8 +132,15 @@ def run_up(
     evaluate: bool = True,
     role: str = "all",
     announce: Callable[[str], None] = print,
+    dashboard: tuple[str, int] | None = None,
+    jobs: bool = True,
 ) -> None:
-    """Own the store and serve until SIGTERM or Ctrl-C (``role``: all of it, or one part)."""
+    """Own the store and serve until SIGTERM or Ctrl-C (``role``: all of it, or one part).
+
+    ``dashboard`` (host, port) serves the Streamlit app too, in a child process that reads
+    through this one. ``jobs=False`` runs no scheduled job (the API alone: ``llmvigil
+    dashboard`` over a DuckDB file no owner holds).
+    """
     try:
         import uvicorn
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -175,8 +199,8 @@ def run_up(
                 keys = load_keys(settings.server.api_keys_env, entry.token)
         scheduler = BackgroundScheduler(timezone="UTC")
         metrics = make_registry(store, Path(settings.collector.spool_dir))
-        jobs = _jobs(store, settings, evaluate, metrics[1], role)
-        for job, interval, name in jobs:
+        scheduled = _jobs(store, settings, evaluate, metrics[1], role) if jobs else []
+        for job, interval, name in scheduled:
             add_interval_job(scheduler, job, interval, name)
         app = server = None
         if sock is not None:
@@ -207,7 +231,10 @@ def run_up(
         scheduler.start()
         doing = f"listening on {address}" if address else f"role {role}, no HTTP API"
         announce(f"llmvigil up: {doing}, owning {store.display_url}")
+        app_process = None
         try:
+            if dashboard is not None:
+                app_process = _start_dashboard(settings, url, dashboard, announce)
             if server is not None:
                 server.run(sockets=[sock])
             else:
@@ -215,7 +242,9 @@ def run_up(
         finally:
             if app is not None:
                 app.state.writer.close()
-            stop_jobs(jobs)  # a long retention run ends after its batch, not at its end
+            if app_process is not None:
+                app_process.stop()
+            stop_jobs(scheduled)  # a long retention run ends after its batch, not at its end
             scheduler.shutdown(wait=True)  # the jobs in hand finish before the store closes
             if entry is not None:
                 release(where, entry)

@@ -1,0 +1,6 @@
+"""The dashboard's /traces page (see llmvigil.dashboard.pages.traces)."""
+
+from llmvigil.dashboard.frame import refreshing
+from llmvigil.dashboard.pages import traces
+
+refreshing(traces)()
