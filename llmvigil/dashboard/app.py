@@ -14,25 +14,14 @@ import streamlit as st
 
 from llmvigil.dashboard.access import admits, gated
 from llmvigil.dashboard.frame import auto_refresh, settings_and_source, sidebar
+from llmvigil.dashboard.routes import PAGES
 
 HERE = Path(__file__).parent
-# (route file, title, URL path). No icons: Streamlit fetches a page's Material icon from
-# fonts.gstatic.com for the favicon.
-
-PAGES = (
-    ("routes/overview.py", "Overview", "overview"),
-    ("routes/metrics.py", "Metrics", "metrics"),
-    ("routes/quality.py", "Quality", "quality"),
-    ("routes/drift.py", "Drift", "drift"),
-    ("routes/traces.py", "Traces", "traces"),
-    ("routes/alerts.py", "Alerts", "alerts"),
-    ("routes/sessions.py", "Sessions", "sessions"),
-)
 
 
 def _home() -> None:
     # The root URL: every page keeps its own path (/overview), so a link names its page.
-    st.switch_page(listed[0])
+    st.switch_page(listed[0], query_params=st.query_params.to_dict())
 
 
 def _login(settings) -> bool:
