@@ -812,8 +812,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _demo_alerts(store, settings, result)
         shown = store.display_url
     console.print(
-        f"next: [bold]llmvigil metrics --store {shown} --grain 1m --since 1h[/bold] for "
-        "the per-minute table (--wide for every figure)"
+        f"next: [bold]llmvigil dashboard --store {shown}[/bold] opens it all in your browser "
+        f"(http://127.0.0.1:8501/overview); [bold]llmvigil metrics --store {shown} --grain 1m "
+        "--since 1h[/bold] prints the per-minute table"
     )
     return 0
 

@@ -470,7 +470,8 @@ class DashboardSettings(_Section):
     #: Whether ``llmvigil up`` serves the dashboard too.
     enabled: bool = False
     host: Text = "127.0.0.1"
-    port: int = Field(8501, ge=1, le=65_535)
+    #: 0: any free port (``llmvigil up`` prints the address).
+    port: int = Field(8501, ge=0, le=65_535)
     #: The environment variable holding the password's hash (``llmvigil dashboard
     #: --hash-password`` makes one). Unset: the server's read keys open it, when configured.
     password_hash_env: Text | None = None
@@ -839,6 +840,15 @@ spans_days = 0               # whole days; 0 keeps spans for ever
 # apps = { checkout = 7, internal = 90 }   # per app, overriding spans_days (0: for ever)
 batch_size = 5000            # spans deleted per transaction: a crash keeps the store whole
 interval_s = 3600            # how often `llmvigil up` and `evaluate --watch` delete
+
+[dashboard]
+# `llmvigil dashboard` serves it; `llmvigil up` too when enabled (or with --dashboard).
+enabled = false
+host = "127.0.0.1"           # another address needs password_hash_env, read keys or --insecure
+port = 8501                  # 0: any free port
+# password_hash_env = "DASHBOARD_PASSWORD_HASH"   # holds `llmvigil dashboard --hash-password`
+cache_ttl_s = 10             # how long a page reuses its query results
+refresh_s = 30               # the auto-refresh interval, when switched on in the sidebar
 
 # An OpenAI-compatible endpoint for the optional LLM judge (ragas); scores are stored beside
 # the offline ones under their own method.

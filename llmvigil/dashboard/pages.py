@@ -42,8 +42,9 @@ def _chart(figure: go.Figure, key: str) -> None:
     figure.update_layout(
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=320,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "title": None},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "title": None},
     )
+    figure.update_xaxes(title=None)
     st.plotly_chart(figure, key=key)
 
 
@@ -196,7 +197,8 @@ def quality() -> None:
         _chart(px.line(series, x="time", y="pass_rate", color="series", markers=True,
                        title="Pass rate"), "pass")  # fmt: skip
     evaluators = sorted(summary["evaluator"].unique())
-    evaluator = st.selectbox("Evaluator", evaluators)
+    first = evaluators.index("relevance") if "relevance" in evaluators else 0
+    evaluator = st.selectbox("Evaluator", evaluators, index=first)
     mine = summary[summary["evaluator"] == evaluator]
     bins = [c for c in mine.columns if c.startswith("b") and c[1:].isdigit()]
     histogram = mine.melt(["method"], bins, "bin", "spans")
@@ -318,6 +320,14 @@ def drift() -> None:
 # -- traces -----------------------------------------------------------------------------------
 
 
+_SPAN_COLUMNS = {
+    "latency_ms": st.column_config.NumberColumn("latency (ms)", format="%.0f"),
+    "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
+    "total_tokens": st.column_config.NumberColumn("tokens", format="%d"),
+    "start_time": st.column_config.DatetimeColumn("start (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+}
+
+
 def traces() -> None:
     """Search spans; open one to see its trace as a tree, with scores and feedback, and rate it."""
     f = frame()
@@ -370,6 +380,7 @@ def traces() -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="spans",
+        column_config=_SPAN_COLUMNS,
     )
     rows = picked.selection.rows if picked is not None else []
     trace_id = st.query_params.get("trace")

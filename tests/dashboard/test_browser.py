@@ -145,9 +145,12 @@ def test_the_root_opens_the_overview_keeping_the_view(served, browser):
 
 def test_prompts_that_hold_html_or_markdown_render_as_text_and_run_nothing(served, browser):
     base, folder = served
-    page, body = _load(browser, f"{base}/traces?range=24h&trace=probe-trace", folder / "xss.png")
-    for probe in PROBES:
-        assert probe in body, probe
+    page, _ = _load(browser, f"{base}/traces?range=24h&trace=probe-trace", folder / "xss.png")
+    # Code blocks fill in after the script run ends: wait for the texts (or fail after 30 s).
+    page.wait_for_function(
+        "probes => probes.every(p => document.body.innerText.includes(p))", arg=list(PROBES),
+        timeout=30_000,
+    )  # fmt: skip
     assert page.evaluate("window.__xss") is None
     main = page.locator("[data-testid='stMain']")
     assert main.locator("img[src='x']").count() == 0

@@ -126,3 +126,26 @@ def test_drift_alerts_and_sessions_pages(store_file):
 def test_markdown_in_labels_is_escaped():
     assert literal("[x](javascript:alert(1))") == r"\[x\]\(javascript\:alert\(1\)\)"
     assert literal("# head") == r"\# head"
+
+
+def test_a_password_gates_the_dashboard(store_file, monkeypatch):
+    from llmvigil.dashboard.access import hash_password
+
+    monkeypatch.setenv("LLMVIGIL_DASHBOARD_PASSWORD_HASH_ENV", "TEAM_DASHBOARD_HASH")
+    monkeypatch.setenv("TEAM_DASHBOARD_HASH", hash_password("correct horse"))
+    app = _open()
+    assert not app.metric and app.title[0].value == "llmvigil"
+    app.text_input[0].input("wrong password")
+    app.button[0].click().run()
+    assert "does not open" in app.error[0].value and not app.metric
+    app.text_input[0].input("correct horse")
+    app.button[0].click().run()
+    assert {m.label for m in app.metric} >= {"Calls", "Error rate"}
+
+
+def test_a_custom_range_is_kept_in_the_url(store_file):
+    app = _open("routes/overview.py", range="custom", since="2020-01-01T00:00:00",
+                until="2020-01-02T00:00:00")  # fmt: skip
+    assert app.sidebar.selectbox[0].value == "custom"
+    assert {m.label: m.value for m in app.metric}["Calls"] == "0"
+    assert app.query_params["since"] in ("2020-01-01T00:00:00", ["2020-01-01T00:00:00"])
