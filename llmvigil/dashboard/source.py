@@ -13,6 +13,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -50,13 +51,34 @@ class StoreSource:
 class OwnerSource:
     """Asks the owner of the store at ``url`` over its API."""
 
-    def __init__(self, url: str, token: str, store: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        store: str,
+        timeout_s: float = 30.0,
+        listen_file: Path | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
-        self.description = f"{store} (through llmvigil up at {url})"
+        self.listen_file = listen_file
+        self.description = f"{store} (through llmvigil up)"
 
     def _post(self, path: str, body: dict[str, Any]) -> bytes:
+        try:
+            return self._send(path, body)
+        except StoreError:
+            # The owner restarted (a new port and token in its listen file): follow it once.
+            from llmvigil.server.listen import running_owner
+
+            owner = running_owner(self.listen_file) if self.listen_file else None
+            if owner is None or (owner.url, owner.token) == (self.url, self.token):
+                raise
+            self.url, self.token = owner.url.rstrip("/"), owner.token
+            return self._send(path, body)
+
+    def _send(self, path: str, body: dict[str, Any]) -> bytes:
         request = urllib.request.Request(
             f"{self.url}{path}",
             data=json.dumps(body, default=str).encode(),
@@ -95,7 +117,8 @@ def open_source(settings: Settings) -> Source:
 
     url = settings.store.url
     if url.startswith("duckdb"):
-        owner = running_owner(listen_path(settings, url))
+        where = listen_path(settings, url)
+        owner = running_owner(where)
         if owner is not None:
-            return OwnerSource(owner.url, owner.token, owner.store)
+            return OwnerSource(owner.url, owner.token, owner.store, listen_file=where)
     return StoreSource(open_store(url, create=False))

@@ -88,3 +88,24 @@ def test_the_dashboard_reads_through_the_owner_while_it_holds_the_file(tmp_path,
         ]
     finally:
         source.store.close()
+
+
+def test_the_dashboard_follows_an_owner_that_restarted(tmp_path, monkeypatch):
+    url = f"duckdb:///{tmp_path / 'owned.duckdb'}"
+    with Store(url) as store:
+        fill(store)
+    monkeypatch.setenv("LLMVIGIL_STORE_URL", url)
+    now = utc_now()
+    view = View(now - timedelta(days=1), now + timedelta(minutes=1))
+    first = Owner(tmp_path)
+    try:
+        source = open_source(load_settings())
+        assert source.query("overview_totals", view).num_rows == 1
+    finally:
+        first.stop()
+    second = Owner(tmp_path)  # another port and token
+    try:
+        assert source.query("overview_totals", view).to_pylist()[0]["calls"] == 119
+        assert source.token == read_listening(listen_path(load_settings(), url)).token
+    finally:
+        second.stop()
