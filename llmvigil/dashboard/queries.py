@@ -34,7 +34,12 @@ from llmvigil.dashboard.view import FILTERS, View, bucket_seconds
 from llmvigil.errors import ConfigError
 from llmvigil.storage import schema
 from llmvigil.storage.metrics import parse_grain
-from llmvigil.storage.rollups import span_filter_values, span_traffic
+from llmvigil.storage.rollups import (
+    refresh_score_rollups,
+    refresh_span_rollups,
+    span_filter_values,
+    span_traffic,
+)
 
 #: Higher is worse for these evaluators (toxicity is a probability of harm).
 HIGHER_IS_WORSE = frozenset({"toxicity", "toxicity_input"})
@@ -131,6 +136,17 @@ def filter_options(store: Any, view: View) -> pa.Table:
 # -- overview ----------------------------------------------------------------------------------
 
 
+def _fresh_rollups(store: Any) -> None:
+    """Refresh the score and span rollups, at most every ROLLUP_REFRESH_S per store."""
+    with _refresh_lock:
+        last = _refreshed.get(id(store), 0.0)
+        if time.monotonic() - last < ROLLUP_REFRESH_S:
+            return
+        _refreshed[id(store)] = time.monotonic()
+    refresh_score_rollups(store)
+    refresh_span_rollups(store)
+
+
 def _from_rollups(view: View, bucket_s: int = schema.ROLLUP_SECONDS) -> bool:
     return view.seconds > ROLLUP_FROM_S and bucket_s % schema.ROLLUP_SECONDS == 0
 
@@ -225,18 +241,6 @@ def health(store: Any, view: View, grain: str = "1m", kind: str | None = "llm") 
 
 
 # -- quality -----------------------------------------------------------------------------------
-
-
-def _fresh_rollups(store: Any) -> None:
-    from llmvigil.storage.rollups import refresh_score_rollups, refresh_span_rollups
-
-    with _refresh_lock:
-        last = _refreshed.get(id(store), 0.0)
-        if time.monotonic() - last < ROLLUP_REFRESH_S:
-            return
-        _refreshed[id(store)] = time.monotonic()
-    refresh_score_rollups(store)
-    refresh_span_rollups(store)
 
 
 @query
