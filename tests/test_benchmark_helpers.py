@@ -40,3 +40,20 @@ def test_overlap_is_the_share_of_answer_content_words_in_the_context() -> None:
     a, b, c = overlap(items)
     assert a == 1.0 and b is not None and b < 1.0 and c is None
     assert shorter(items[:2]) == [-5.0, -5.0]
+
+
+def test_the_dashboard_benchmark_times_every_page_on_a_small_store(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dashboard.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--spans", "3000", "--repeats", "1",
+         "--store", str(tmp_path / "store.duckdb")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for page in ("overview", "metrics", "quality", "drift", "traces", "sessions", "alerts"):
+        assert f"| {page} | 24 h |" in run.stdout and f"| {page} | 30 d |" in run.stdout
+    assert "3,000 spans over 30 days" in run.stdout and "Slowest page:" in run.stdout

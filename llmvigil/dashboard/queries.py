@@ -10,7 +10,12 @@ which the database computes: no page pulls spans into pandas.
 Scores over a range (the quality page) read ``score_rollups`` (5-minute
 buckets, refreshed at most every :data:`ROLLUP_REFRESH_S` before such a
 query); the worst spans read ``evaluations`` by the span's start time they
-carry.
+carry. Traffic over a range longer than :data:`ROLLUP_FROM_S` (the overview's
+totals and series, the sidebar's options, and the health table at a grain of
+whole 5 minutes) reads ``span_rollups`` with the raw spans they do not hold yet
+(:func:`llmvigil.storage.rollups.span_traffic`): the same counts, sums,
+minimums and maximums as the raw aggregate, latency percentiles within 4.5%.
+Shorter ranges and finer grains aggregate spans directly, percentiles exact.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import threading
 import time
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -30,11 +36,22 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from llmvigil.dashboard.view import FILTERS, View, bucket_seconds
 from llmvigil.errors import ConfigError
 from llmvigil.storage import schema
+from llmvigil.storage.metrics import parse_grain
+from llmvigil.storage.rollups import (
+    refresh_score_rollups,
+    refresh_span_rollups,
+    span_filter_values,
+    span_traffic,
+)
 
 #: Higher is worse for these evaluators (toxicity is a probability of harm).
 HIGHER_IS_WORSE = frozenset({"toxicity", "toxicity_input"})
 #: A rollup refresh costs ~0.1 s at ten million spans even with nothing new: not per query.
 ROLLUP_REFRESH_S = 10.0
+#: Ranges longer than this read traffic from span rollups. Up to a day the raw aggregates are
+#: faster at ten million spans (18-44 ms against 40-68 ms: rollup reads pay a fixed cost to
+#: plan), and their percentiles exact; over thirty days rollups are 6-11x faster.
+ROLLUP_FROM_S = 24 * 3600
 #: Text columns are cut to this many characters in lists; a trace shows them whole.
 SNIPPET = 200
 MAX_PAGE = 200
@@ -130,7 +147,10 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 @query
 def filter_options(store: Any, view: View) -> pa.Table:
     """The values each sidebar filter can take (the distinct combinations in the range, up to
-    a thousand)."""
+    a thousand); from span rollups over a range longer than :data:`ROLLUP_FROM_S`."""
+    if _from_rollups(view):
+        _fresh_rollups(store)
+        return store.fetch_arrow(span_filter_values(view.since, view.until))
     columns = [s.c[name] for name in FILTERS]
     q = (
         sa.select(*columns)
@@ -144,10 +164,43 @@ def filter_options(store: Any, view: View) -> pa.Table:
 # -- overview ----------------------------------------------------------------------------------
 
 
+def _fresh_rollups(store: Any) -> None:
+    """Refresh the score and span rollups, at most every ROLLUP_REFRESH_S per store."""
+    with _refresh_lock:
+        last = _refreshed.get(id(store), 0.0)
+        if time.monotonic() - last < ROLLUP_REFRESH_S:
+            return
+        _refreshed[id(store)] = time.monotonic()
+    refresh_score_rollups(store)
+    refresh_span_rollups(store)
+
+
+def _from_rollups(view: View, bucket_s: int = schema.ROLLUP_SECONDS) -> bool:
+    return view.seconds > ROLLUP_FROM_S and bucket_s % schema.ROLLUP_SECONDS == 0
+
+
+def _traffic(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The columns of a raw traffic query from :func:`span_traffic`'s: measures by name
+    (their sums)."""
+    return pa.table({c: table[f"{c}_sum" if c in schema.SPAN_MEASURES else c] for c in columns})
+
+
+_TOTALS = ["period", "calls", "errors", "p50", "p95", "p99", "prompt_tokens",
+           "completion_tokens", "total_tokens", "cost_usd"]  # fmt: skip
+_SERIES = ["bucket", "calls", "errors", "p50", "p95", "p99", "total_tokens", "cost_usd"]
+
+
 @query
 def overview_totals(store: Any, view: View, kind: str | None = "llm") -> pa.Table:
-    """Calls, errors, latency percentiles, tokens and cost in the range and in the one before."""
+    """Calls, errors, latency percentiles, tokens and cost in the range and in the one before;
+    from span rollups over a range longer than :data:`ROLLUP_FROM_S`."""
     previous = view.previous()
+    if _from_rollups(view):
+        _fresh_rollups(store)
+        table = span_traffic(store, [(view.since, view.until), (previous.since, previous.until)],
+                             view.filters(), kind)  # fmt: skip
+        labels = pa.array(["current", "previous"]).take(table["period"])
+        return _traffic(table.set_column(0, "period", labels), _TOTALS)
     period = sa.case((s.c.start_time >= view.since, "current"), else_="previous").label("period")
     q = (
         sa.select(
@@ -170,8 +223,16 @@ def overview_totals(store: Any, view: View, kind: str | None = "llm") -> pa.Tabl
 def overview_series(
     store: Any, view: View, kind: str | None = "llm", bucket_s: int | None = None
 ) -> pa.Table:
-    """Per time bucket: calls, errors, latency p50/p95/p99, tokens and cost."""
-    bucket = _epoch_bucket(s.c.start_time, bucket_s or bucket_seconds(view)).label("bucket")
+    """Per time bucket: calls, errors, latency p50/p95/p99, tokens and cost; from span
+    rollups over a range longer than :data:`ROLLUP_FROM_S` in buckets of whole 5 minutes."""
+    size = bucket_s or bucket_seconds(view)
+    if _from_rollups(view, size):
+        _fresh_rollups(store)
+        measures = ("latency_ms", "total_tokens", "cost_usd")
+        period = [(view.since, view.until)]
+        table = span_traffic(store, period, view.filters(), kind, size, measures)
+        return _traffic(table, _SERIES)
+    bucket = _epoch_bucket(s.c.start_time, size).label("bucket")
     q = (
         sa.select(
             bucket,
@@ -193,25 +254,21 @@ def overview_series(
 
 @query
 def health(store: Any, view: View, grain: str = "1m", kind: str | None = "llm") -> pa.Table:
-    """The health table at ``grain``, the columns of a cloud monitor (llmvigil metrics)."""
-    rows = store.metrics(grain, view.since, view.until, kind=kind, **view.filters())
+    """The health table at ``grain``, the columns of a cloud monitor (llmvigil metrics): from
+    span rollups over a range longer than :data:`ROLLUP_FROM_S` at a grain of whole 5
+    minutes (latency percentiles within 4.5%), from the raw spans otherwise."""
+    rolled = _from_rollups(view, parse_grain(grain))
+    if rolled:
+        _fresh_rollups(store)
+    rows = store.metrics(
+        grain, view.since, view.until, kind=kind, from_rollups=rolled, **view.filters()
+    )
     names = ["TimeGenerated", "MetricName", "Total", "Count", "Maximum", "Minimum", "Average",
              "TimeGrain", "UnitName"]  # fmt: skip
     return _table([r.as_dict() for r in rows], names)
 
 
 # -- quality -----------------------------------------------------------------------------------
-
-
-def _fresh_rollups(store: Any) -> None:
-    from llmvigil.storage.rollups import refresh_score_rollups
-
-    with _refresh_lock:
-        last = _refreshed.get(id(store), 0.0)
-        if time.monotonic() - last < ROLLUP_REFRESH_S:
-            return
-        _refreshed[id(store)] = time.monotonic()
-    refresh_score_rollups(store)
 
 
 @query
@@ -425,10 +482,12 @@ def search_spans(
     where = view.span_where()
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # lower() LIKE, not ILIKE: DuckDB's ILIKE took twice as long (0.21 s against 0.10 s
+        # over thirty days at ten million spans, text matching nothing).
         where.append(
             sa.or_(
-                s.c.input_text.ilike(pattern, escape="\\"),
-                s.c.output_text.ilike(pattern, escape="\\"),
+                sa.func.lower(s.c.input_text).like(pattern.lower(), escape="\\"),
+                sa.func.lower(s.c.output_text).like(pattern.lower(), escape="\\"),
             )
         )
     for column, value in (("status", status), ("kind", kind), ("user_id", user_id),
@@ -530,12 +589,35 @@ def sessions(
     store: Any, view: View, user_id: str | None = None, limit: int = 50, offset: int = 0
 ) -> pa.Table:
     """Conversations in the range, latest first: their user, calls, errors, time, tokens and
-    cost (every span of the session in the range counts)."""
+    cost (every span of the session in the range counts).
+
+    The page's sessions are found in the newest stretch of the range that holds enough of
+    them (a session whose last span is in it is ranked by that span; one absent from it
+    ended before every session found), widened fourfold until it does; then only those
+    sessions' spans are summed. Grouping every session of thirty days at ten million spans
+    took 0.55 s.
+    """
     limit, offset = _page(limit, offset)
     where = [*view.span_where(), s.c.session_id.is_not(None)]
     if user_id:
         where.append(s.c.user_id == user_id)
+    wanted = offset + limit
     last = sa.func.max(s.c.start_time)
+    stretch = view.seconds / 256
+    while True:
+        since = max(view.since, view.until - timedelta(seconds=stretch))
+        latest = (
+            sa.select(s.c.session_id)
+            .where(*where, s.c.start_time >= since)
+            .group_by(s.c.session_id)
+            .order_by(last.desc(), s.c.session_id)
+            .limit(wanted)
+        )
+        ids = store.fetch_arrow(latest)["session_id"].to_pylist()
+        if len(ids) == wanted or since == view.since:
+            break
+        stretch *= 4
+    ids = ids[offset:]
     q = (
         sa.select(
             s.c.session_id,
@@ -547,25 +629,36 @@ def sessions(
             _count(s.c.total_tokens).label("total_tokens"),
             _total(s.c.cost_usd).label("cost_usd"),
         )
-        .where(*where)
+        .where(*where, s.c.session_id.in_(ids))
         .group_by(s.c.session_id)
         .order_by(last.desc(), s.c.session_id)
-        .limit(limit)
-        .offset(offset)
     )
     return store.fetch_arrow(q)
 
 
 @query
 def session_scores(store: Any, view: View, session_ids: list[str]) -> pa.Table:
-    """Each session's mean score per evaluator, over its scored spans in the range."""
+    """Each session's mean score per evaluator, over its scored spans in the range.
+
+    The sessions' spans are first bounded in time, so that only the evaluations of spans
+    started then are joined (0.9 s -> 0.02 s for fifty sessions over thirty days at ten
+    million spans: the evaluations' span start times prune most of their rows unread).
+    """
+    ids = [str(i) for i in session_ids][:MAX_PAGE]
+    theirs = [s.c.session_id.in_(ids), *view.span_where()[:2]]
+    bounds = sa.select(
+        sa.func.min(s.c.start_time).label("first"), sa.func.max(s.c.start_time).label("last")
+    ).where(*theirs)
+    first, last = store.fetch_arrow(bounds).to_pylist()[0].values()
+    if first is None:
+        first, last = view.since, view.since  # no span: the query below finds nothing
     q = (
         sa.select(s.c.session_id, e.c.evaluator, sa.func.avg(e.c.score).label("mean"))
         .select_from(e.join(s, s.c.span_id == e.c.span_id))
         .where(
-            s.c.session_id.in_([str(i) for i in session_ids][:MAX_PAGE]),
-            e.c.span_start >= view.since,
-            e.c.span_start < view.until,
+            *theirs,
+            e.c.span_start >= first,
+            e.c.span_start <= last,
             e.c.score.is_not(None),
         )
         .group_by(s.c.session_id, e.c.evaluator)

@@ -63,22 +63,44 @@ class DriftTables:
         """
         try:
             if self._duck is not None:
-                compiled = query.compile(
-                    dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
-                )
-                params = [compiled.params[name] for name in compiled.positiontup or ()]
                 cursor = self._duck.cursor()
                 try:
-                    return cursor.sql(compiled.string, params=params).to_arrow_table()
+                    return self._duck_arrow(cursor, query)
                 finally:
                     cursor.close()
             with self.engine.connect() as conn:
-                result = conn.execute(query)
-                names = list(result.keys())
-                columns = list(zip(*result.all(), strict=True)) or [()] * len(names)
-                return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+                return _rows_arrow(conn.execute(query))
         except Exception as exc:
             raise StoreError(f"query failed on {self.display_url}: {exc}") from exc
+
+    def fetch_arrows(self, queries: Sequence[sa.Select]) -> list[pa.Table]:
+        """Run ``queries`` in one transaction that sees one snapshot of the store (DuckDB's
+        MVCC; REPEATABLE READ on PostgreSQL), so a write committed meanwhile is seen by all
+        of them or none; their rows as Arrow tables, in order."""
+        try:
+            if self._duck is not None:
+                cursor = self._duck.cursor()
+                try:
+                    cursor.begin()
+                    tables = [self._duck_arrow(cursor, query) for query in queries]
+                    cursor.commit()
+                    return tables
+                finally:
+                    cursor.close()
+            snapshot = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+            with snapshot as conn:
+                tables = [_rows_arrow(conn.execute(query)) for query in queries]
+                conn.rollback()
+                return tables
+        except Exception as exc:
+            raise StoreError(f"query failed on {self.display_url}: {exc}") from exc
+
+    def _duck_arrow(self, cursor: duckdb.DuckDBPyConnection, query: sa.Select) -> pa.Table:
+        compiled = query.compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        return cursor.sql(compiled.string, params=params).to_arrow_table()
 
     # -- results -----------------------------------------------------------------------
 
@@ -268,3 +290,9 @@ class DriftTables:
             )
         finally:
             cursor.close()
+
+
+def _rows_arrow(result: sa.CursorResult) -> pa.Table:
+    names = list(result.keys())
+    columns = list(zip(*result.all(), strict=True)) or [()] * len(names)
+    return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})

@@ -152,6 +152,49 @@ def health_query(grain_seconds: int | None, filters: list[sa.ColumnElement[bool]
     return query.group_by(bucket).order_by(bucket)
 
 
+def rollup_health_table(
+    store: Any,
+    grain: str,
+    since: datetime,
+    until: datetime,
+    filters: Mapping[str, str],
+    kind: str | None = "llm",
+) -> list[MetricRow]:
+    """The health table of :func:`health_table` for spans in ``[since, until)`` matching
+    ``filters`` (column: value) and ``kind``, read from ``span_rollups`` (with the raw spans
+    they do not hold yet, see :func:`llmvigil.storage.rollups.span_traffic`); ``grain`` must be
+    a multiple of the rollups' 5 minutes. Totals, counts, minimums and maximums are those of
+    the raw table; averages too, up to floating-point rounding; latency percentiles are read
+    from the rollups' histogram, within :data:`~llmvigil.storage.rollups.PERCENTILE_ERROR`.
+    Raises :class:`LlmvigilError` for a grain that is not such a multiple."""
+    from llmvigil.storage.rollups import span_traffic
+
+    seconds = parse_grain(grain)
+    if seconds % schema.ROLLUP_SECONDS:
+        raise LlmvigilError(
+            f"time grain {_shown(grain)} is not a multiple of the rollups' "
+            f"{schema.ROLLUP_SECONDS // 60} minutes; use 5m, 15m, 1h or 1d, or the raw table"
+        )
+    table = span_traffic(store, [(since, until)], filters, kind, seconds)
+    measured = [(name, column) for name, column, _ in METRICS if column not in (None, "status")]
+    kept = ["bucket", "calls", "errors"]
+    parts = ("sum", "count", "min", "max")
+    kept += [f"{column}_{part}" for _, column in measured for part in parts]
+    percentiles = {p: table[p].to_pylist() for p in ("p50", "p95", "p99")}
+    buckets = []
+    for i, row in enumerate(table.select(kept).to_pylist()):
+        b = {"bucket": row["bucket"], "calls": row["calls"], "failed": row["errors"]}
+        for name, column in measured:
+            total, count = row[f"{column}_sum"], row[f"{column}_count"]
+            b[f"{name}_total"], b[f"{name}_count"] = total, count
+            b[f"{name}_max"], b[f"{name}_min"] = row[f"{column}_max"], row[f"{column}_min"]
+            b[f"{name}_avg"] = total / count if count else None
+        for p in ("p50", "p95", "p99"):
+            b[p] = percentiles[p][i]
+        buckets.append(b)
+    return _metric_rows(buckets, iso_duration(seconds))
+
+
 def health_table(
     engine: sa.Engine,
     grain: str = "1m",

@@ -84,7 +84,7 @@ def _add_hook_start_times(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE alert_hook_runs ADD COLUMN started_at {kind}"))
 
 
-def _add_score_rollups(conn: sa.Connection) -> None:
+def _add_rollups(conn: sa.Connection) -> None:
     present = set(conn.execute(sa.text("SELECT * FROM evaluations LIMIT 0")).keys())
     missing = {k: v for k, v in schema.SPAN_COPIES.items() if k not in present}
     if missing:  # a store created at this version has them already
@@ -102,9 +102,11 @@ def _add_score_rollups(conn: sa.Connection) -> None:
         for index in schema.evaluations.indexes:
             if index.name == "ix_evaluations_span_start":
                 index.create(conn, checkfirst=True)
-    # The rollup starts empty with no mark: its first refresh reads every evaluation.
+    # Rollups start empty with no mark: the first refresh reads every evaluation (or span).
     schema.metadata.create_all(
-        conn, tables=[schema.score_rollups, schema.rollup_marks], checkfirst=True
+        conn,
+        tables=[schema.score_rollups, schema.span_rollups, schema.rollup_marks],
+        checkfirst=True,
     )
 
 
@@ -123,8 +125,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (7, "alert_hook_runs.started_at: hooks run in the background", _add_hook_start_times),
     (
         8,
-        "evaluations copy their span's start and filters; score_rollups, rollup_marks",
-        _add_score_rollups,
+        "evaluations copy their span's start and filters; score_rollups, span_rollups, "
+        "rollup_marks",
+        _add_rollups,
     ),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -323,7 +323,53 @@ score_rollups = sa.Table(
     *(sa.Column(f"b{i}", sa.BigInteger, nullable=False) for i in range(SCORE_BINS)),
 )
 
-# How far each rollup has read its source (evaluations by ``evaluated_at``).
+#: The span measures a span rollup row sums, counts and bounds, with their column type.
+SPAN_MEASURES: dict[str, type[sa.types.TypeEngine]] = {
+    "latency_ms": sa.Double,
+    "prompt_tokens": sa.BigInteger,
+    "completion_tokens": sa.BigInteger,
+    "total_tokens": sa.BigInteger,
+    "cost_usd": sa.Double,
+    "bytes_in": sa.BigInteger,
+    "bytes_out": sa.BigInteger,
+}
+#: Latency histogram of a span rollup row, log-spaced: ``l0`` counts latencies under 1 ms,
+#: ``l{i}`` for 1 <= i <= 160 those in [2^((i-1)/8), 2^(i/8)) ms, and ``l161`` those of
+#: 2^20 ms (17.5 minutes) or more. Eight bins an octave bound a percentile's error (see
+#: llmvigil.storage.rollups.latency_percentiles).
+LATENCY_BINS_PER_OCTAVE = 8
+LATENCY_OCTAVES = 20
+LATENCY_BINS = LATENCY_OCTAVES * LATENCY_BINS_PER_OCTAVE + 2
+
+# Spans summed per 5-minute bucket of their start times and per app, model, environment,
+# prompt version and kind ("" where a span has none), kept up to date from new spans by
+# ingested_at (llmvigil.storage.rollups): the dashboard's traffic charts and health table
+# over days read these instead of aggregating millions of spans.
+span_rollups = sa.Table(
+    "span_rollups",
+    metadata,
+    sa.Column("bucket", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket start
+    *(
+        sa.Column(name, sa.Text, primary_key=True)
+        for name in ("app", "model", "environment", "prompt_version", "kind")
+    ),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    *(
+        column
+        for name, kind in SPAN_MEASURES.items()
+        for column in (
+            sa.Column(f"{name}_sum", kind, nullable=False),  # 0 where none had a value
+            sa.Column(f"{name}_count", sa.BigInteger, nullable=False),
+            sa.Column(f"{name}_min", kind),
+            sa.Column(f"{name}_max", kind),
+        )
+    ),
+    *(sa.Column(f"l{i}", sa.BigInteger, nullable=False) for i in range(LATENCY_BINS)),
+)
+
+# How far each rollup has read its source (evaluations by ``evaluated_at``, spans by
+# ``ingested_at``).
 rollup_marks = sa.Table(
     "rollup_marks",
     metadata,

@@ -30,10 +30,10 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from llmvigil.errors import IngestError, StoreError
+from llmvigil.errors import IngestError, LlmvigilError, StoreError
 from llmvigil.storage import bulk, schema
 from llmvigil.storage.drift import DriftTables
-from llmvigil.storage.metrics import MetricRow, health_table, window_health
+from llmvigil.storage.metrics import MetricRow, health_table, rollup_health_table, window_health
 from llmvigil.storage.migrations import migrate
 from llmvigil.storage.retention import RetentionPolicy, RetentionReport, run_retention
 from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
@@ -531,13 +531,24 @@ class Store(DriftTables):
         environment: str | None = None,
         kind: str | None = "llm",
         prompt_version: str | None = None,
+        from_rollups: bool = False,
     ) -> list[MetricRow]:
         """The per-grain health table (see :mod:`llmvigil.storage.metrics`) for matching spans.
 
         Only model calls (``kind="llm"``) count by default, as in a cloud monitor; their
         chain, tool and retrieval parents would count each request twice. ``kind=None``
-        counts every span.
+        counts every span. ``from_rollups`` reads ``span_rollups`` instead of every span
+        (see :func:`~llmvigil.storage.metrics.rollup_health_table`): the same totals, counts,
+        minimums and maximums, latency percentiles within 4.5%; it needs ``since``, ``until``
+        and a grain of whole 5 minutes.
         """
+        if from_rollups:
+            if since is None or until is None:
+                raise LlmvigilError("a health table from rollups needs since and until")
+            given = {"app": app, "model": model, "environment": environment,
+                     "prompt_version": prompt_version}  # fmt: skip
+            named = {k: v for k, v in given.items() if v is not None}
+            return rollup_health_table(self, grain, utc_naive(since), utc_naive(until), named, kind)
         filters = self._span_filters(since, until, app, model, environment, kind, prompt_version)
         try:
             return health_table(self.engine, grain, filters)
