@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,21 @@ class FeedbackIn(BaseModel):
     comment: str | None = None
     source: str = Field("api", max_length=32)
     author: str | None = None
+
+
+class DroppedIn(BaseModel):
+    """The body of ``POST /v1/collector/dropped``: spans a collector dropped since its last
+    report (its queue was full, or its sink failed past the queue's bound)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The collector's id for this report: sent again, it is stored once.
+    report_id: str = Field(min_length=1, max_length=64)
+    #: At most a BIGINT's worth, which the store's column holds.
+    dropped: int = Field(ge=1, le=2**62)
+    app: str = Field("default", min_length=1)
+    environment: str = Field("production", min_length=1)
+    reported_at: datetime | None = None
 
 
 def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
@@ -291,6 +307,18 @@ def create_app(
         except (IngestError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         return {"feedback_id": feedback_id}
+
+    @app.post(
+        "/v1/collector/dropped",
+        summary="Record spans a collector dropped (the collector.dropped alert metric)",
+    )
+    def post_dropped(report: DroppedIn, request: Request) -> dict[str, str]:
+        allow(request, "ingest")
+        try:
+            store.add_collector_drops(**report.model_dump())
+        except (IngestError, ValueError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"report_id": report.report_id}
 
     app.state.writer = writer  # closed by the owner once the server has stopped
     return app

@@ -84,6 +84,10 @@ def _add_hook_start_times(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE alert_hook_runs ADD COLUMN started_at {kind}"))
 
 
+def _add_collector_drops(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.collector_drops], checkfirst=True)
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -97,6 +101,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (5, "PostgreSQL: spans.ingested_at and evaluations.evaluated_at indexed", _index_arrival_times),
     (6, "evaluation_leases: spans claimed by an evaluate worker", _add_evaluation_leases),
     (7, "alert_hook_runs.started_at: hooks run in the background", _add_hook_start_times),
+    (8, "collector_drops: the spans collectors dropped, as they report them", _add_collector_drops),
 ]
 LATEST = MIGRATIONS[-1][0]
 
