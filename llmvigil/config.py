@@ -350,6 +350,16 @@ class AlertRule(_Section):
                 'op = "change_pct" and baseline go together: set baseline = "7d" (how far '
                 "back the window compared with lies) with it, and only with it"
             )
+        if self.metric == "collector.dropped":
+            from llmvigil.alerts.metrics import COLLECTOR_FIELDS
+
+            other = [f for f in (*self.group_by, *self.where) if f not in COLLECTOR_FIELDS]
+            if other:
+                raise ValueError(
+                    f"collector.dropped: group_by and where take {' and '.join(COLLECTOR_FIELDS)}"
+                    f" only, not {', '.join(other)} (a collector reports its app and "
+                    "environment, no model)"
+                )
         return self
 
 

@@ -5,6 +5,10 @@ raising, never waiting), sent by the flush thread through the configured
 sink (the store, ``llmvigil up``'s ``POST /v1/feedback``, or the spool,
 whose owner loads it), and spooled when the sink fails. Each entry carries
 its own id, so sending it twice stores it once.
+
+The collector's own drop counts (:func:`.runtime.report_dropped`) travel the same road as
+entries of kind ``dropped`` (``POST /v1/collector/dropped`` on the ``http``
+sink): a count cannot be lost to the very outage that made the collector drop.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from datetime import datetime
 from typing import Any
 
 from llmvigil.collector import runtime, tracer
+from llmvigil.collector.runtime import DROPPED
 from llmvigil.collector.spans import _context_values, _current
 
 log = logging.getLogger("llmvigil.collector")
@@ -96,3 +102,26 @@ def as_store_arguments(entry: dict[str, Any]) -> dict[str, Any]:
     keys = ("feedback_id", "span_id", "trace_id", "name", "score", "label", "comment", "source",
             "author")  # fmt: skip
     return {key: entry.get(key) for key in keys if key in entry}
+
+
+def store_entry(store: Any, entry: dict[str, Any]) -> None:
+    """Store one entry of the feedback road (feedback, or a drop report) in ``store``.
+
+    Raises :class:`~llmvigil.errors.IngestError` when the entry itself is bad.
+    """
+    if entry.get("kind") == DROPPED:
+        store.add_collector_drops(**drop_arguments(entry))
+    else:
+        store.add_feedback(**as_store_arguments(entry))
+
+
+def drop_arguments(entry: dict[str, Any]) -> dict[str, Any]:
+    """A drop report as :meth:`~llmvigil.storage.store.Store.add_collector_drops` takes it."""
+    reported = entry.get("reported_at")
+    return {
+        "report_id": entry["report_id"],
+        "dropped": entry["dropped"],
+        "app": entry.get("app") or "default",
+        "environment": entry.get("environment") or "production",
+        "reported_at": datetime.fromisoformat(reported) if isinstance(reported, str) else None,
+    }

@@ -32,7 +32,9 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +150,41 @@ def _retry_pending() -> None:
         if _state.pending and _state.sink is not None and due:
             _state.retry_now = False
             _write_pending(_state)
+        report_dropped()
         if _feedback:
             _send_feedback(_ensure_configured())
 
 
-# Feedback from llmvigil.feedback(), waiting for the flush thread (after each drain).
+# Feedback from llmvigil.feedback(), waiting for the flush thread (after each drain), and the
+# collector's own drop reports.
 _feedback: deque[dict[str, Any]] = deque()
+
+#: The ``kind`` of an entry on the feedback road that reports spans the collector dropped.
+DROPPED = "dropped"
+# How many of the spans counted in stats()["dropped"] were reported already.
+_dropped_reported = 0
+
+
+def report_dropped() -> None:
+    """Queue a report of the spans dropped since the last one, if any (after each drain):
+    it travels with the feedback, so the owner's ``collector.dropped`` alert metric and
+    Prometheus counter hear of it, through an outage too (spooled, then sent)."""
+    global _dropped_reported
+    dropped = BUFFER.stats()["dropped"]
+    if dropped <= _dropped_reported:
+        return
+    collector = _ensure_configured().settings.collector
+    _feedback.append(
+        {
+            "kind": DROPPED,
+            "report_id": uuid.uuid4().hex,
+            "app": collector.app,
+            "environment": collector.environment,
+            "dropped": dropped - _dropped_reported,
+            "reported_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    _dropped_reported = dropped
 
 
 def queue_feedback(entry: dict[str, Any]) -> None:
@@ -518,13 +549,14 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _import_lock, _in_flight
+    global _lock, _import_lock, _in_flight, _dropped_reported
     # Locks held at the fork by threads the child does not have would stay held for ever.
     _lock = threading.RLock()
     _import_lock = threading.Lock()
     _in_flight = None  # the parent's write, and the parent's to finish
     _state.pending.clear()  # the parent writes the batches it holds
     _feedback.clear()  # and sends the feedback it queued
+    _dropped_reported = 0  # the child's buffer counts its own drops from 0
     if _state.sink is not None:
         with contextlib.suppress(Exception):
             _state.sink = _state.sink.for_forked_child()

@@ -103,8 +103,9 @@ class DirectSink:
         self._spool(table, self._open_error)
 
     def write_feedback(self, entries: list[dict]) -> None:
-        """Store feedback entries; raises when the store cannot be reached (then spooled)."""
-        from llmvigil.collector.feedback import as_store_arguments
+        """Store feedback entries and drop reports (:mod:`.feedback`); raises when the store
+        cannot be reached (then spooled)."""
+        from llmvigil.collector.feedback import store_entry
         from llmvigil.errors import IngestError
 
         store = self._usable_store()
@@ -112,7 +113,7 @@ class DirectSink:
             raise self._open_error or RuntimeError("the store is unavailable")
         for entry in entries:
             try:
-                store.add_feedback(**as_store_arguments(entry))
+                store_entry(store, entry)
             except IngestError as exc:  # this entry is bad, not the store
                 log.error("llmvigil: feedback not stored (%s)", exc)
 
@@ -244,17 +245,25 @@ class HttpSink:
             self._spool(table, outcome)
 
     def write_feedback(self, entries: list[dict]) -> None:
-        """``POST /v1/feedback`` each entry; raises when the server cannot take them (then
-        spooled, and loaded by the owner if it shares the folder, or sent by a later run)."""
+        """``POST /v1/feedback`` each entry (a drop report: ``/v1/collector/dropped``); raises
+        when the server cannot take them (then spooled, and loaded by the owner if it shares
+        the folder, or sent by a later run)."""
         import json as json_module
         import urllib.error
         import urllib.request
 
+        from llmvigil.collector.runtime import DROPPED
+
         for entry in entries:
+            route, body = "/v1/feedback", entry
+            if entry.get("kind") == DROPPED:
+                route, body = (
+                    "/v1/collector/dropped",
+                    {k: v for k, v in entry.items() if k != "kind"},
+                )
             request = urllib.request.Request(
-                f"{self.endpoint}/v1/feedback", data=json_module.dumps(entry).encode(),
-                method="POST",
-            )  # fmt: skip
+                f"{self.endpoint}{route}", data=json_module.dumps(body).encode(), method="POST"
+            )
             request.add_header("Content-Type", "application/json")
             if self.api_key:
                 request.add_header("Authorization", f"Bearer {self.api_key}")

@@ -73,8 +73,10 @@ def write_feedback(folder: str | os.PathLike[str], entries: list[dict]) -> Path:
 
 
 def _ingest_feedback(store: Store, folder: Path, report: IngestReport) -> None:
-    """Load the feedback files of ``folder`` (idempotent by feedback id), each deleted after."""
-    from llmvigil.collector.feedback import as_store_arguments
+    """Load the feedback files of ``folder`` (feedback and the collectors' drop reports,
+    idempotent by their ids), each deleted after."""
+    from llmvigil.collector.feedback import store_entry
+    from llmvigil.collector.runtime import DROPPED
 
     for path in sorted(folder.glob(FEEDBACK_GLOB)):
         try:
@@ -84,9 +86,10 @@ def _ingest_feedback(store: Store, folder: Path, report: IngestReport) -> None:
             continue
         for number, line in enumerate(lines, 1):
             try:
-                store.add_feedback(**as_store_arguments(json.loads(line)))
-                report.feedback += 1
-            except (ValueError, TypeError, IngestError) as exc:
+                entry = json.loads(line)
+                store_entry(store, entry)  # a drop report, or feedback
+                report.feedback += entry.get("kind") != DROPPED
+            except (ValueError, TypeError, KeyError, AttributeError, IngestError) as exc:
                 log.error("llmvigil: %s:%d: feedback not stored (%s)", path, number, exc)
         path.unlink(missing_ok=True)
 

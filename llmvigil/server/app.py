@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from llmvigil.collector.sinks import ARROW_STREAM
@@ -29,10 +30,8 @@ from llmvigil.errors import ConfigError, IngestError, StoreError
 from llmvigil.server.auth import Keys
 from llmvigil.server.commands import command_needs, run_in_owner
 from llmvigil.server.prometheus import IngestCounters, make_registry
-from llmvigil.server.spans_api import SpanBatch, SpanIn, to_row
+from llmvigil.server.spans_api import SpanBatch, to_row
 from llmvigil.server.writer import GroupWriter
-
-_SPAN_LIST = TypeAdapter(list[SpanIn])
 
 
 class CommandIn(BaseModel):
@@ -79,6 +78,21 @@ class FeedbackIn(BaseModel):
     comment: str | None = None
     source: str = Field("api", max_length=32)
     author: str | None = None
+
+
+class DroppedIn(BaseModel):
+    """The body of ``POST /v1/collector/dropped``: spans a collector dropped since its last
+    report (its queue was full, or its sink failed past the queue's bound)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The collector's id for this report: sent again, it is stored once.
+    report_id: str = Field(min_length=1, max_length=64)
+    #: At most a BIGINT's worth, which the store's column holds.
+    dropped: int = Field(ge=1, le=2**62)
+    app: str = Field("default", min_length=1)
+    environment: str = Field("production", min_length=1)
+    reported_at: datetime | None = None
 
 
 def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
@@ -239,21 +253,12 @@ def create_app(
             await request.body(), request.headers.get("content-encoding", ""), server.max_body_bytes
         )
         try:
-            export = otlp.decode(raw, content_type)
+            # On a worker thread: an export of thousands of spans takes its decoding's
+            # hundreds of ms, and the loop must meanwhile answer /healthz and the other requests
+            # (the GIL still runs one at a time, handing over every few ms).
+            rows, problems, total = await run_in_threadpool(otlp.rows_of, raw, content_type)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        spans = otlp.spans_of(export)
-        rows, problems = [], []
-        try:  # the whole export at once (one call into pydantic's core), the usual case
-            rows = [to_row(span) for span in _SPAN_LIST.validate_python(spans)]
-        except ValidationError:  # OTLP's partial success: the unreadable spans rejected alone
-            for index, span in enumerate(spans):
-                try:
-                    rows.append(to_row(SpanIn.model_validate(span)))
-                except ValidationError as exc:
-                    problems.append(
-                        f"span {index} ({span.get('span_id')}): {exc.errors()[0]['msg']}"
-                    )
         stored = len(rows)
         if rows:
             try:
@@ -262,10 +267,8 @@ def create_app(
             except IngestError as exc:
                 problems.append(str(exc))
                 stored = 0
-        counted.count("otlp", refused=len(spans) - stored)
-        body, media = otlp.encode_response(
-            len(spans) - stored, "; ".join(problems)[:2000], content_type
-        )
+        counted.count("otlp", refused=total - stored)
+        body, media = otlp.encode_response(total - stored, "; ".join(problems)[:2000], content_type)
         return Response(body, media_type=media)
 
     @app.get(
@@ -340,6 +343,18 @@ def create_app(
         with pa.ipc.new_stream(sink, table.schema) as stream:
             stream.write_table(table)
         return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+
+    @app.post(
+        "/v1/collector/dropped",
+        summary="Record spans a collector dropped (the collector.dropped alert metric)",
+    )
+    def post_dropped(report: DroppedIn, request: Request) -> dict[str, str]:
+        allow(request, "ingest")
+        try:
+            store.add_collector_drops(**report.model_dump())
+        except (IngestError, ValueError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"report_id": report.report_id}
 
     app.state.writer = writer  # closed by the owner once the server has stopped
     return app

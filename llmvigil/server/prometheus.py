@@ -142,6 +142,7 @@ class StoreCollector:
             yield from _pass_rates(conn)
             yield from _drift(conn)
             yield from _alerts(conn)
+            yield from _collector_drops(conn)
         yield from self._spool_families()
 
     def _span_families(self) -> Iterator[Metric]:
@@ -240,6 +241,22 @@ def _drift(conn: sa.Connection) -> Iterator[Metric]:
         if value is not None:
             statistic.add_metric(values, float(value))
     yield from (drifted, statistic)
+
+
+def _collector_drops(conn: sa.Connection) -> Iterator[Metric]:
+    # Summed from the reports at each scrape: one row per drain that dropped something, so a
+    # small table, and nothing deletes from it (a counter must not go down).
+    c = schema.collector_drops.c
+    family = CounterMetricFamily(
+        "llmvigil_collector_dropped",
+        "Spans the collectors dropped (queue full, or a failing sink past the queue's bound), "
+        "as they reported them",
+        labels=["app", "environment"],
+    )
+    query = sa.select(c.app, c.environment, sa.func.sum(c.dropped)).group_by(c.app, c.environment)
+    for app, environment, dropped in conn.execute(query.order_by(c.app, c.environment)):
+        family.add_metric([app, environment], int(dropped))
+    yield family
 
 
 def _alerts(conn: sa.Connection) -> Iterator[Metric]:

@@ -68,6 +68,21 @@ class SpanBatch(BaseModel):
     spans: list[SpanIn]
 
 
+#: What a span that names only its required fields holds (the mutable defaults are copied
+#: per span by :func:`blank_row`).
+_DEFAULTS: dict[str, Any] = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in SpanIn.model_fields.items()
+    if not field.is_required()
+}
+
+
+def blank_row() -> dict[str, Any]:
+    """A span's fields at their defaults, for a source whose values are typed already
+    (OpenTelemetry's protobuf) to fill in and pass to :func:`fill` without validation."""
+    return {**_DEFAULTS, "tags": [], "metadata": {}}
+
+
 def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
@@ -76,31 +91,37 @@ def to_row(span: SpanIn) -> dict[str, Any]:
     """The store row of ``span``, with what it left out filled in."""
     # Its fields are plain values (no nested models): their dict is what model_dump() would
     # copy out, at a fraction of the cost per span.
-    row = dict(span.__dict__)
-    start = _naive(span.start_time)
-    end = _naive(span.end_time) if span.end_time is not None else None
-    latency = span.latency_ms
+    return fill(dict(span.__dict__))
+
+
+def fill(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (a :class:`SpanIn`'s fields, valid) as a store row, with what it left out
+    filled in: the same dict, changed in place."""
+    start = _naive(row["start_time"])
+    end = row["end_time"]
+    end = _naive(end) if end is not None else None
+    latency = row["latency_ms"]
     if end is None:
         end = start + timedelta(milliseconds=latency or 0.0)
     if latency is None:
         latency = max(0.0, (end - start).total_seconds() * 1000)
-    total = span.total_tokens
-    if total is None and (span.prompt_tokens is not None or span.completion_tokens is not None):
-        total = (span.prompt_tokens or 0) + (span.completion_tokens or 0)
-    cost = span.cost_usd
+    prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+    total = row["total_tokens"]
+    if total is None and (prompt is not None or completion is not None):
+        total = (prompt or 0) + (completion or 0)
+    cost = row["cost_usd"]
     if cost is None and total is not None:
-        cost = _PRICES.cost(span.model, span.prompt_tokens, span.completion_tokens)
-    failed = span.error_type is not None or span.error_message is not None
+        cost = _PRICES.cost(row["model"], prompt, completion)
+    failed = row["error_type"] is not None or row["error_message"] is not None
     row.update(
-        trace_id=span.trace_id or span.span_id,
+        trace_id=row["trace_id"] or row["span_id"],
         start_time=start,
         end_time=end,
         latency_ms=latency,
-        status=span.status or ("error" if failed else "ok"),
+        status=row["status"] or ("error" if failed else "ok"),
         total_tokens=total,
         cost_usd=cost,
-        context=span.context,
-        bytes_in=len((span.input_text or "").encode("utf-8", "surrogatepass")),
-        bytes_out=len((span.output_text or "").encode("utf-8", "surrogatepass")),
+        bytes_in=len((row["input_text"] or "").encode("utf-8", "surrogatepass")),
+        bytes_out=len((row["output_text"] or "").encode("utf-8", "surrogatepass")),
     )
     return row

@@ -110,6 +110,10 @@ def _add_rollups(conn: sa.Connection) -> None:
     )
 
 
+def _add_collector_drops(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.collector_drops], checkfirst=True)
+
+
 #: (version, description, step). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "spans, evaluations, feedback, drift_results, alert_events", _create_v1_tables),
@@ -129,6 +133,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         "rollup_marks",
         _add_rollups,
     ),
+    (9, "collector_drops: the spans collectors dropped, as they report them", _add_collector_drops),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -105,6 +105,19 @@ feedback = sa.Table(
 )
 sa.Index("ix_feedback_span_id", feedback.c.span_id).ddl_if(**_PG_ONLY)
 
+# What the collectors dropped (their queue full, or the batches waiting for a failing sink
+# past its bound): each report is the count since the collector's previous one.
+collector_drops = sa.Table(
+    "collector_drops",
+    metadata,
+    sa.Column("report_id", ID, primary_key=True),
+    sa.Column("app", sa.Text, nullable=False),
+    sa.Column("environment", sa.Text, nullable=False),
+    sa.Column("dropped", sa.BigInteger, nullable=False),
+    sa.Column("reported_at", sa.DateTime, nullable=False),
+)
+sa.Index("ix_collector_drops_reported_at", collector_drops.c.reported_at).ddl_if(**_PG_ONLY)
+
 drift_results = sa.Table(
     "drift_results",
     metadata,

@@ -873,6 +873,42 @@ class Store(DriftTables):
             query = query.where(f.c.span_id == span_id)
         return self._fetch(query)
 
+    def add_collector_drops(
+        self,
+        *,
+        report_id: str,
+        dropped: int,
+        app: str = "default",
+        environment: str = "production",
+        reported_at: datetime | None = None,
+    ) -> None:
+        """Record that a collector of ``app`` dropped ``dropped`` spans since its previous
+        report (the ``collector.dropped`` alert metric sums these). Giving the same
+        ``report_id`` twice stores it once. Raises :class:`IngestError` for a count below 1.
+        """
+        if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 1:
+            raise IngestError(
+                f"dropped is {dropped!r}: a drop report counts at least 1 span (send none "
+                "when nothing was dropped)"
+            )
+        self._insert_ignoring_duplicates(
+            schema.collector_drops,
+            [
+                {
+                    "report_id": report_id,
+                    "app": app,
+                    "environment": environment,
+                    "dropped": dropped,
+                    "reported_at": utc_naive(reported_at) or utc_now(),
+                }
+            ],
+        )
+
+    def collector_drops(self) -> list[dict[str, Any]]:
+        """The collectors' drop reports, oldest first."""
+        c = schema.collector_drops
+        return self._fetch(sa.select(c).order_by(c.c.reported_at))
+
     # -- retention -------------------------------------------------------------------
 
     def delete_expired(

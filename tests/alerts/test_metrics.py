@@ -72,3 +72,23 @@ def test_shared_queries_match_one_query_per_rule(store) -> None:
     # Scores are read at the version that scored last: never both versions of relevance.
     relevance = measure(store, parse_metric("relevance.mean"), minute(0), end)[()]
     assert relevance.samples == 600 and relevance.value < 0.7  # version 1 scored 0.99
+
+
+def test_collector_dropped_sums_the_reports_in_the_window_per_app(store_url) -> None:
+    with Store(store_url) as store:
+        reports = [("a", "support", 5), ("b", "support", 900), ("c", "search", 7),
+                   ("d", "support", 40)]  # fmt: skip
+        for (report_id, app, dropped), at in zip(reports, (1, 2, 3, 70), strict=True):
+            store.add_collector_drops(
+                report_id=report_id, app=app, dropped=dropped, reported_at=minute(at)
+            )
+        store.add_collector_drops(report_id="b", app="support", dropped=900)  # sent twice
+        metric = parse_metric("collector.dropped")
+        by_app = measure(store, metric, minute(0), minute(60), group_by=["app"])
+        assert {k: m.value for k, m in by_app.items()} == {("support",): 905.0, ("search",): 7.0}
+        only = measure(store, metric, minute(0), minute(60), where={"app": "search"})
+        assert only[()].value == 7.0
+        quiet = measure(store, metric, minute(100), minute(160))
+        assert quiet[()].value == 0.0  # nothing dropped is a value: a firing rule resolves
+        with pytest.raises(ValueError, match="not model"):
+            measure(store, metric, minute(0), minute(60), group_by=["model"])

@@ -82,6 +82,8 @@ def test_the_issue_s_example_loads(tmp_path) -> None:
         (('window = "10m"', 'window = "ten minutes"'), ["[[alerts]] 'slow-answers' window"]),
         (('group_by = ["model"]', 'group_by = ["user_id"]'), ["'slow-answers' group_by"]),
         (('min_samples = 20', 'min_samples = -1'), ["'slow-answers' min_samples"]),
+        (('metric = "latency_ms.p95"', 'metric = "collector.dropped"'),
+         ["'slow-answers'", "collector.dropped", "not model"]),
         (('severity = "critical"', 'snooze = 1'), ["'slow-answers' snooze", "unknown key"]),
         (('baseline = "7d"\n', ''), ["'latency-week-on-week'", "baseline"]),
         (('hooks = ["retrain"]', 'hooks = ["retrian"]'), ["'slow-answers'", "[hooks.retrian]"]),

@@ -149,3 +149,13 @@ def test_a_custom_range_is_kept_in_the_url(store_file):
     assert app.sidebar.selectbox[0].value == "custom"
     assert {m.label: m.value for m in app.metric}["Calls"] == "0"
     assert app.query_params["since"] in ("2020-01-01T00:00:00", ["2020-01-01T00:00:00"])
+
+
+def test_auto_refresh_is_off_by_default_and_redraws_the_page_when_on(store_file):
+    app = _open("routes/overview.py")
+    toggle = app.sidebar.toggle[0]
+    assert toggle.label.startswith("Auto-refresh every 30") and toggle.value is False
+    toggle.set_value(True).run()
+    assert not app.exception
+    assert {m.label: m.value for m in app.metric}["Calls"] == "119"
+    assert app.session_state["llmvigil_refresh"] == 30.0
