@@ -25,7 +25,7 @@ from llmvigil.errors import ConfigError, EvaluatorError, IngestError, LlmvigilEr
 from llmvigil.evaluators.dataset import LINE_FORMAT
 from llmvigil.evaluators.runner import Runner
 from llmvigil.storage import MetricRow, Store
-from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment
+from llmvigil.storage.metrics import COLUMNS, parse_grain, parse_moment, parse_since
 from llmvigil.storage.retention import TABLES, RetentionReport
 from llmvigil.storage.store import DUCKDB_URL_FORMS, duckdb_database, is_in_memory
 
@@ -157,9 +157,7 @@ def print_metrics(
 
 def _window(since_text: str, until_text: str | None) -> tuple[datetime | None, datetime | None]:
     """``--since`` and ``--until`` as UTC times; ``--since all`` is no lower bound."""
-    since = (
-        None if since_text.strip().lower() == "all" else parse_moment(since_text, option="--since")
-    )
+    since = parse_since(since_text)
     until = None if until_text is None else parse_moment(until_text, option="--until")
     if since is not None and until is not None and until <= since:
         raise LlmvigilError(
@@ -470,6 +468,16 @@ def _moment(text: str | None, option: str) -> datetime | None:
     return None if text is None else parse_moment(text, option=option)
 
 
+def _drift_start(text: str | None, option: str) -> datetime | None:
+    # run_drift reads a missing start as "the default window", so `all` cannot become None.
+    if text is not None and text.strip().lower() == "all":
+        raise LlmvigilError(
+            f"{option} all: drift compares two windows, each with a start; give an ISO time "
+            f"or a span back (2h), or leave {option} out for its default"
+        )
+    return _moment(text, option)
+
+
 def _drift_filters(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
     kind = settings.drift.kind if args.kind is None else args.kind
     return {
@@ -492,28 +500,20 @@ def _drift_json(row: dict) -> dict:
     return out
 
 
-def print_drift(rows: Sequence[dict], title: str) -> None:
-    """The drift table, then the new topics of each drifted embedding."""
-    table = Table(title=title)
-    for column in ("feature", "method", "statistic", "threshold", "drifted", "ref n", "cur n"):
-        table.add_column(column, justify="left" if column in ("feature", "method") else "right")
-    table.add_column("what changed")
-    for r in rows:
-        verdict = "skipped" if r["skipped"] else "[bold red]yes[/]" if r["drifted"] else "no"
-        details = r["details"] or {}
-        said = details.get("reason") if r["skipped"] else details.get("summary", "")
-        table.add_row(
-            r["feature"], r["method"], _cell(r["statistic"]), _cell(r["threshold"]), verdict,
-            str(r["reference_count"]), str(r["current_count"]), Text(said or ""),
-        )  # fmt: skip
-    console.print(table)
+def print_drift(rows: Sequence[dict], title: str, wide: bool = False) -> None:
+    """The drift table and what changed (one table with ``wide``), then each drifted
+    embedding's new topics with examples."""
+    if wide:
+        console.print(tables.drift_wide(rows, title))
+    else:
+        console.print(tables.drift(rows, title))
+        console.print(tables.drift_changes(rows))
     for r in rows:
         for topic in (r["details"] or {}).get("topics", []) if r["drifted"] else []:
             console.print(
                 Text(f"{r['feature']}: {topic['label']} ({topic['share']:.0%} of the window)")
             )
-            for example in topic["examples"]:
-                console.print(Text(f"    {example['span_id']}  {example['text']}"))
+            console.print(tables.topic_examples(topic["examples"]))
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -522,14 +522,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     filters = _drift_filters(args, settings)
-    since, until = _moment(args.since, "--since"), _moment(args.until, "--until")
+    since, until = _drift_start(args.since, "--since"), _moment(args.until, "--until")
     with _store(args, settings, create=False) as store:
         report = run_drift(
             store,
             settings.drift,
             since=since,
             until=until,
-            reference_since=_moment(args.reference_since, "--reference-since"),
+            reference_since=_drift_start(args.reference_since, "--reference-since"),
             reference_until=_moment(args.reference_until, "--reference-until"),
             **filters,
         )
@@ -543,6 +543,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         f"Drift {w.current_start:%Y-%m-%d %H:%M}-{w.current_end:%H:%M} against "
         f"{w.reference_start:%Y-%m-%d %H:%M}-{w.reference_end:%H:%M} "
         f"({w.reference_source}; {describe(filters)}): {share}",
+        wide=args.wide,
     )
     return 0
 
@@ -569,7 +570,7 @@ def cmd_drift_baseline(args: argparse.Namespace) -> int:
 
 def cmd_drift_history(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    since = None if args.since == "all" else parse_moment(args.since, option="--since")
+    since = parse_since(args.since)
     with _store(args, settings, create=False) as store:
         rows = store.drift_history(args.feature, since, limit=args.limit)
     if args.format == "json":
@@ -1084,6 +1085,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drift.add_argument("--until", type=_text, help="current window end (default: now)")
     drift.add_argument("--reference-since", type=_text, help="reference window start")
+    drift.add_argument(
+        "--wide", action="store_true", help="one table with every figure and what changed"
+    )
     drift.add_argument("--reference-until", type=_text, help="reference window end")
     drift.add_argument("--format", choices=("table", "json"), default="table")
     drift.set_defaults(run=cmd_drift)

@@ -201,3 +201,86 @@ def scores(
         cells.append(count(unscored))
         table.add_row(*cells)
     return table
+
+
+#: What the drift table's statistic is, printed under it.
+DRIFT_NOTES = (
+    "statistic: a p-value test's p (ks, chisquare, z: drifted below the threshold) or a "
+    "distance (drifted past it); an embedding's is how well a classifier tells the two "
+    "windows apart (ROC AUC; no threshold shown when its bar is a bootstrap against chance). "
+    "spans: reference → current window."
+)
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    if row["skipped"]:
+        return "skipped"
+    return "[bold red]yes[/]" if row["drifted"] else "no"
+
+
+def drift(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    """The drift table, a line per feature: its test, statistic, threshold, verdict and span
+    counts. Fits 80 columns; what changed is :func:`drift_changes`, all in one table
+    :func:`drift_wide`."""
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),  # the box's blank divider is the other space between columns
+        caption=Text(DRIFT_NOTES, justify="left"),
+    )
+    # Names fold rather than lose their end when six-figure span counts take the room.
+    table.add_column("feature", overflow="fold")
+    table.add_column("test", overflow="fold")
+    for name in ("statistic", "threshold", "drifted", "spans"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r["feature"], r["method"], _figure(r["statistic"]), _figure(r["threshold"]),
+            _verdict(r), f"{count(r['reference_count'])} → {count(r['current_count'])}",
+        )  # fmt: skip
+    return table
+
+
+def _change(row: Mapping[str, Any]) -> str:
+    details = row["details"] or {}
+    return (details.get("reason") if row["skipped"] else details.get("summary")) or ""
+
+
+def drift_changes(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """What changed in each feature (or why it was skipped), the text wrapping beside its name."""
+    table = Table(title="What changed", box=None, show_header=False, pad_edge=False)
+    table.add_column("feature", no_wrap=True, style="bold")
+    table.add_column("what changed")
+    for r in rows:
+        if _change(r):
+            table.add_row(r["feature"], Text(_change(r)))
+    return table
+
+
+def drift_wide(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    """Every figure of the drift table and what changed, in one table as wide as they need."""
+    table = Table(title=title)
+    for column in ("feature", "method", "statistic", "threshold", "drifted", "ref n", "cur n"):
+        table.add_column(column, justify="left" if column in ("feature", "method") else "right")
+    table.add_column("what changed")
+    for r in rows:
+        table.add_row(
+            r["feature"], r["method"], _figure(r["statistic"]), _figure(r["threshold"]),
+            _verdict(r), count(r["reference_count"]), count(r["current_count"]), Text(_change(r)),
+        )  # fmt: skip
+    return table
+
+
+def topic_examples(examples: Sequence[Mapping[str, Any]]) -> Table:
+    """A new topic's example spans: the span id, and its text wrapping beside it."""
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 0, 0, 4))
+    table.add_column("span", no_wrap=True)
+    table.add_column("text")
+    for example in examples:
+        table.add_row(example["span_id"], Text(example["text"]))
+    return table

@@ -131,6 +131,32 @@ def test_metrics_since_all_counts_every_stored_span(tmp_path, capsys) -> None:
     assert next(r for r in rows if r["MetricName"] == "TotalCalls")["Total"] == 6
 
 
+def test_export_since_all_writes_every_stored_span(tmp_path, capsys) -> None:
+    url = stored(tmp_path)  # spans of 2026-11-24, older than export's default day
+    assert main(["export", "--store", url, "--output", "day.jsonl"]) == 0
+    assert (tmp_path / "day.jsonl").read_text() == ""
+    assert main(["export", "--store", url, "--since", "ALL", "--output", "all.jsonl"]) == 0
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 6
+    until = ["--since", "all", "--until", "2026-11-24T09:00:03", "--output", "early.jsonl"]
+    assert main(["export", "--store", url, *until]) == 0
+    assert len((tmp_path / "early.jsonl").read_text().splitlines()) == 3
+
+
+def test_since_all_is_accepted_where_a_window_may_be_unbounded(tmp_path, capsys) -> None:
+    url = stored(tmp_path)
+    assert main(["drift", "history", "--store", url, "--since", "All"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--store", url, "--since", "al", "--output", "x.jsonl"]) == 2
+    assert "`all` for no lower bound" in capsys.readouterr().err
+    # Drift's windows each need a start: `all` is refused by name, not misread as the default.
+    for option in ("--since", "--reference-since"):
+        assert main(["drift", "--store", url, option, "all"]) == 2
+        err = capsys.readouterr().err
+        assert f"{option} all: drift compares two windows" in err
+    assert main(["drift", "baseline", "--store", url, "--since", "all"]) == 2
+    assert "--since all has no start" in capsys.readouterr().err
+
+
 def test_metrics_kind_must_be_a_known_kind(tmp_path, capsys) -> None:
     url = stored(tmp_path)
     with pytest.raises(SystemExit) as exit_:

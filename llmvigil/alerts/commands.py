@@ -42,7 +42,9 @@ def add_commands(commands: Any, store_help: str) -> None:
     test.set_defaults(run=cmd_alerts_test)
 
     export = commands.add_parser("export", help="write spans as records for review or fine-tuning")
-    export.add_argument("--since", default="1d", help="ISO time or span back (default 1d)")
+    export.add_argument(
+        "--since", default="1d", help="ISO time or span back (default 1d); `all` for all time"
+    )
     export.add_argument("--until", type=_text, help="ISO time or span back (default: now)")
     export.add_argument("--app", type=_text)
     export.add_argument("--model", type=_text)
@@ -233,10 +235,14 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from llmvigil.alerts.examples import breaching_query
     from llmvigil.alerts.export import records, write_records
-    from llmvigil.cli import _moment, _settings, _store, console
+    from llmvigil.cli import _moment, _settings, _store, _window, console
 
     settings = _settings(args)
-    until = _moment(args.until, "--until") or datetime.now(UTC).replace(tzinfo=None)
+    # A rule brings its own window, ending at --until; --since bounds only the others.
+    since, until = (
+        (None, _moment(args.until, "--until")) if args.rule else _window(args.since, args.until)
+    )
+    until = until or datetime.now(UTC).replace(tzinfo=None)
     if args.failed and not args.evaluator:
         raise ConfigError("--failed needs --evaluator: the spans that evaluator failed")
     s, e = schema.spans.c, schema.evaluations.c
@@ -249,8 +255,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         start = until - timedelta(seconds=seconds(rule.window))
         query = breaching_query(rule, {}, start, until, failed_only=True)
     else:
-        since = _moment(args.since, "--since")
-        query = sa.select(s.span_id).where(s.start_time >= since, s.start_time < until)
+        query = sa.select(s.span_id).where(s.start_time < until)
+        if since is not None:
+            query = query.where(s.start_time >= since)
         if args.app:
             query = query.where(s.app == args.app)
         if args.model:

@@ -278,6 +278,21 @@ _MOMENT_FORMS = (
 )
 
 
+def parse_since(
+    text: str, now: datetime | None = None, *, option: str = "--since"
+) -> datetime | None:
+    """A window's start: ``all`` (any case) is ``None``, no lower bound; else :func:`parse_moment`.
+
+    Raises :class:`LlmvigilError` naming ``option`` for anything else it does not read.
+    """
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return parse_moment(text, now, option=option)
+    except LlmvigilError as exc:
+        raise LlmvigilError(f"{exc}, or `all` for no lower bound") from None
+
+
 def parse_moment(text: str, now: datetime | None = None, *, option: str = "time") -> datetime:
     """A time for ``--since``/``--until``, in UTC without a zone.
 

@@ -55,6 +55,10 @@ def test_the_table_names_what_changed(store_url, capsys) -> None:
     assert main(["drift", "--store", store_url]) == 0
     out = capsys.readouterr().out
     assert "latency_ms" in out and "median" in out and "previous window" in out
+    assert "What changed" in out and "ref n" not in out
+    assert main(["drift", "--store", store_url, "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert "ref n" in wide and "what changed" in wide and "What changed" not in wide
 
 
 def test_explicit_windows_and_a_pinned_baseline(store_url, capsys) -> None:
