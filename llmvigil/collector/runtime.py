@@ -41,6 +41,7 @@ from typing import Any
 from llmvigil.collector.buffer import Buffer
 from llmvigil.config import CollectorSettings, Settings, load_settings
 from llmvigil.errors import ConfigError
+from llmvigil.storage import duckdb_exit
 
 log = logging.getLogger("llmvigil.collector")
 
@@ -570,6 +571,11 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
+
+
+# Registered before the exit flush, so it runs after it (exit handlers run last-registered
+# first): DuckDB's type constants are released only once nothing of ours uses DuckDB.
+duckdb_exit.register()
 
 
 @atexit.register

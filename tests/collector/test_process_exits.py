@@ -116,9 +116,7 @@ def test_pool_workers_deliver_their_spans_when_the_pool_is_terminated(tmp_path) 
 
 @pytest.mark.slow
 def test_pytorch_dataloader_workers_deliver_their_spans(tmp_path) -> None:
-    # Looked up, not imported: torch imported into this process after DuckDB's SQLAlchemy
-    # dialect makes DuckDB print "nanobind: leaked N instances!" when pytest exits
-    # (`python -c "import duckdb_engine; import torch"` does it alone). The app imports it.
+    # Looked up, not imported: the app imports torch, this process need not pay for it.
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed")
     result = run(
