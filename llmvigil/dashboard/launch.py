@@ -28,9 +28,9 @@ APP = Path(__file__).with_name("app.py")
 def check_bind(settings: Settings, host: str, insecure: bool) -> None:
     """Refuse a bind beyond this machine when nothing gates the dashboard."""
     from llmvigil.dashboard.access import gated
-    from llmvigil.server.owner import _loopback
+    from llmvigil.hosts import is_loopback
 
-    if not _loopback(host) and not gated(settings) and not insecure:
+    if not is_loopback(host) and not gated(settings) and not insecure:
         raise ConfigError(
             f"--host {host} serves the dashboard beyond this machine and no password is set; "
             "set [dashboard] password_hash_env (llmvigil dashboard --hash-password makes the "

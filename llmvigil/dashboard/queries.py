@@ -135,6 +135,14 @@ def _clip(column: sa.ColumnElement[Any], length: int = SNIPPET) -> sa.ColumnElem
     return sa.func.substr(column, 1, length)
 
 
+def _newest_in_range(
+    q: sa.Select, at: sa.ColumnElement[Any], view: View, limit: int, cap: int = 5000, *then: Any
+) -> sa.Select:
+    """``q``'s rows with ``at`` in the view's range, newest first, at most ``limit`` (capped)."""
+    q = q.where(at >= view.since, at < view.until).order_by(at.desc(), *then)
+    return q.limit(min(int(limit), cap))
+
+
 def _page(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= int(limit) <= MAX_PAGE or int(offset) < 0:
         raise ConfigError(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
@@ -379,32 +387,27 @@ def worst_spans(
 def drift_runs(store: Any, view: View, limit: int = 5000) -> pa.Table:
     """Stored drift results computed in the range, newest first."""
     d = schema.drift_results.c
-    q = (
-        sa.select(
-            d.run_id,
-            d.computed_at,
-            d.feature,
-            d.method,
-            d.statistic,
-            d.p_value,
-            d.threshold,
-            d.drifted,
-            d.skipped,
-            d.reference_start,
-            d.reference_end,
-            d.current_start,
-            d.current_end,
-            d.reference_count,
-            d.current_count,
-            d.app,
-            d.model,
-            sa.cast(d.details, sa.Text).label("details"),
-        )
-        .where(d.computed_at >= view.since, d.computed_at < view.until)
-        .order_by(d.computed_at.desc(), d.feature)
-        .limit(min(int(limit), 20_000))
+    q = sa.select(
+        d.run_id,
+        d.computed_at,
+        d.feature,
+        d.method,
+        d.statistic,
+        d.p_value,
+        d.threshold,
+        d.drifted,
+        d.skipped,
+        d.reference_start,
+        d.reference_end,
+        d.current_start,
+        d.current_end,
+        d.reference_count,
+        d.current_count,
+        d.app,
+        d.model,
+        sa.cast(d.details, sa.Text).label("details"),
     )
-    return store.fetch_arrow(q)
+    return store.fetch_arrow(_newest_in_range(q, d.computed_at, view, limit, 20_000, d.feature))
 
 
 @query
@@ -687,68 +690,52 @@ def alert_states(store: Any, view: View) -> pa.Table:
 def alert_events(store: Any, view: View, limit: int = 200) -> pa.Table:
     """Alert events that started in the range, newest first."""
     a = schema.alert_events.c
-    q = (
-        sa.select(
-            a.event_id,
-            a.rule,
-            a.group_key,
-            a.state,
-            a.value,
-            a.threshold,
-            a.window_s,
-            a.started_at,
-            a.resolved_at,
-        )
-        .where(a.started_at >= view.since, a.started_at < view.until)
-        .order_by(a.started_at.desc())
-        .limit(min(int(limit), 5000))
+    q = sa.select(
+        a.event_id,
+        a.rule,
+        a.group_key,
+        a.state,
+        a.value,
+        a.threshold,
+        a.window_s,
+        a.started_at,
+        a.resolved_at,
     )
-    return store.fetch_arrow(q)
+    return store.fetch_arrow(_newest_in_range(q, a.started_at, view, limit))
 
 
 @query
 def alert_deliveries(store: Any, view: View, limit: int = 200) -> pa.Table:
     """Notifications sent (or being retried) for events of the range, newest first."""
     d, a = schema.alert_deliveries.c, schema.alert_events.c
-    q = (
-        sa.select(
-            d.delivery_id,
-            d.rule,
-            d.channel,
-            d.kind,
-            d.status,
-            d.attempts,
-            d.response_status,
-            d.last_error,
-            a.started_at,
-        )
-        .select_from(schema.alert_deliveries.join(schema.alert_events, a.event_id == d.event_id))
-        .where(a.started_at >= view.since, a.started_at < view.until)
-        .order_by(a.started_at.desc(), d.channel)
-        .limit(min(int(limit), 5000))
-    )
-    return store.fetch_arrow(q)
+    q = sa.select(
+        d.delivery_id,
+        d.rule,
+        d.channel,
+        d.kind,
+        d.status,
+        d.attempts,
+        d.response_status,
+        d.last_error,
+        a.started_at,
+    ).select_from(schema.alert_deliveries.join(schema.alert_events, a.event_id == d.event_id))
+    return store.fetch_arrow(_newest_in_range(q, a.started_at, view, limit, 5000, d.channel))
 
 
 @query
 def hook_runs(store: Any, view: View, limit: int = 200) -> pa.Table:
     """Retraining hook runs created in the range, newest first."""
     h = schema.alert_hook_runs.c
-    q = (
-        sa.select(
-            h.run_id,
-            h.rule,
-            h.hook,
-            h.status,
-            h.exit_code,
-            h.seconds,
-            h.export_path,
-            h.output_tail,
-            h.created_at,
-            h.finished_at,
-        )
-        .where(h.created_at >= view.since, h.created_at < view.until)
-        .order_by(h.created_at.desc())
-        .limit(min(int(limit), 5000))
+    q = sa.select(
+        h.run_id,
+        h.rule,
+        h.hook,
+        h.status,
+        h.exit_code,
+        h.seconds,
+        h.export_path,
+        h.output_tail,
+        h.created_at,
+        h.finished_at,
     )
-    return store.fetch_arrow(q)
+    return store.fetch_arrow(_newest_in_range(q, h.created_at, view, limit))

@@ -54,7 +54,6 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 import asyncio
 import contextvars
 import functools
-import ipaddress
 import logging
 import math
 import threading
@@ -65,6 +64,7 @@ from urllib.parse import urlsplit
 from llmvigil.config import JudgeSettings
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
+from llmvigil.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -381,13 +381,7 @@ def _check_base_url(base_url: str) -> None:
 
 
 def _is_local(base_url: str) -> bool:
-    host = (urlsplit(base_url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urlsplit(base_url).hostname)
 
 
 def _api_key(settings: JudgeSettings) -> str:

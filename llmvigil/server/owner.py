@@ -12,7 +12,6 @@ listen file and close the store.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import logging
 import signal
 import socket
@@ -22,21 +21,13 @@ from pathlib import Path
 
 from llmvigil.config import Settings
 from llmvigil.errors import ConfigError, StoreError
+from llmvigil.hosts import is_loopback
 from llmvigil.server.auth import load_keys
 from llmvigil.server.listen import claim, listen_path, release, running_owner
 from llmvigil.server.prometheus import IngestCounters, make_registry
 from llmvigil.storage.store import Store
 
 log = logging.getLogger("llmvigil.server")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 #: What ``llmvigil up --role`` runs: ``all`` of it, or one part, on PostgreSQL.
@@ -177,7 +168,7 @@ def run_up(
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     keys = load_keys(settings.server.api_keys_env, None)
-    if serves and not _loopback(host) and not keys.configured and not insecure:
+    if serves and not is_loopback(host) and not keys.configured and not insecure:
         raise ConfigError(
             f"--host {host} listens beyond this machine and no API key is configured; set "
             f"${settings.server.api_keys_env} (KEY, ingest:KEY or read:KEY, comma-separated), "

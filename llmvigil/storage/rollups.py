@@ -49,7 +49,7 @@ from llmvigil.storage import schema
 SETTLE_S = 5.0
 #: Labels of scorings that failed and are deleted to be tried again (evaluators.runner).
 _RETRIED_LABELS = ("evaluator_error", "judge_error")
-_DIMENSIONS = ("app", "model", "environment", "prompt_version", "kind")
+_DIMENSIONS = schema.ROLLUP_DIMENSIONS
 _SCORE_SUMMED = ("scored", "unscored", "score_sum", "passed", "failed")
 _SCORE_SUMMED += tuple(f"b{i}" for i in range(schema.SCORE_BINS))
 _LATENCY_BINS = tuple(f"l{i}" for i in range(schema.LATENCY_BINS))

@@ -312,6 +312,15 @@ ROLLUP_SECONDS = 300
 #: Score histogram bins in a rollup row: ``b0`` counts scores in [0, 0.1), ``b9`` [0.9, 1].
 SCORE_BINS = 10
 
+#: What a rollup row is per, beside its time bucket.
+ROLLUP_DIMENSIONS = ("app", "model", "environment", "prompt_version", "kind")
+
+
+def _rollup_key() -> list[sa.Column]:
+    # Text, never NULL: a span without one of these has "" there, so the key holds no NULL.
+    return [sa.Column(name, sa.Text, primary_key=True) for name in ROLLUP_DIMENSIONS]
+
+
 # Scores summed per 5-minute bucket of the spans' start times and per app, model,
 # environment, prompt version and kind (an empty string where a span has none, so the key
 # holds no NULL), kept up to date from new evaluations (llmvigil.storage.rollups). The
@@ -321,10 +330,7 @@ score_rollups = sa.Table(
     "score_rollups",
     metadata,
     sa.Column("bucket", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket start
-    *(
-        sa.Column(name, sa.Text, primary_key=True)
-        for name in ("app", "model", "environment", "prompt_version", "kind")
-    ),
+    *_rollup_key(),
     sa.Column("evaluator", sa.String(64), primary_key=True),
     sa.Column("evaluator_version", sa.String(32), primary_key=True),
     sa.Column("method", sa.Text, primary_key=True),
@@ -362,10 +368,7 @@ span_rollups = sa.Table(
     "span_rollups",
     metadata,
     sa.Column("bucket", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket start
-    *(
-        sa.Column(name, sa.Text, primary_key=True)
-        for name in ("app", "model", "environment", "prompt_version", "kind")
-    ),
+    *_rollup_key(),
     sa.Column("calls", sa.BigInteger, nullable=False),
     sa.Column("errors", sa.BigInteger, nullable=False),
     *(
