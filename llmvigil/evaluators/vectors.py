@@ -439,7 +439,7 @@ class TextVectors:
         cache_size: int = 200_000,
         backend: str | None = None,
         layer_cache_size: int = 4_096,
-        token_cache_size: int = 131_072,
+        token_cache_size: int = 65_536,
     ) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
