@@ -2,11 +2,11 @@
 
 What it trains: a logistic regression over the signals the relevance evaluator
 reads (``llmvigil.evaluators.relevance.FEATURES``: all-MiniLM-L6-v2 cosine
-between question and response, the focus surplus, whether the expected answer
-form is there or missing, echo, topic description, the share of the
-question's content words used, a terse answer of the expected form), computed
-by the evaluator's own ``signals`` so the head is trained on exactly what it
-scores. Its probability is the score.
+between question and response, the question word's token alignment with the
+response's new word pieces, whether the response has the answer form the
+question asks for, echo), computed by the evaluator's own
+``signals`` so the head is trained on exactly what it scores. Its
+probability is the score.
 
 Data (labelled, written for llmvigil, under its licence; both in ``datasets/``):
 
@@ -52,7 +52,7 @@ from llmvigil.evaluators.relevance import (  # noqa: E402
     signals,
 )
 
-HEAD_VERSION = "3"
+HEAD_VERSION = "4"
 FILES = ("eval_dev.jsonl", "relevance_pairs_dev.jsonl")
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 SEED = 0

