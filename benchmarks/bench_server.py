@@ -308,8 +308,10 @@ def soak(seconds: float, rate: float) -> dict:
     before = sorted(took for at, took in timings if at < killed_at)
     during = sorted(took for at, took in timings if killed_at <= at < back_at + 5.0)
     # Where a change comes from: the outage itself (the sink spooling), the owner's start (a
-    # process importing its stack on a 2-core machine), or the replay once it answers.
+    # process importing its stack on a 2-core machine), or the replay once it answers; and a
+    # window as long before the kill, for how much the p50 moves with no outage at all.
     phases = {
+        "10 s before the kill": (killed_at - 10.0, killed_at),  # the variation without one
         "outage": (killed_at, restarted_at),
         "owner starting": (restarted_at, back_at),
         "5 s after": (back_at, back_at + 5.0),

@@ -95,13 +95,6 @@ class DroppedIn(BaseModel):
     reported_at: datetime | None = None
 
 
-#: OTLP bodies up to this size are decoded on the event loop, as ``/v1/spans`` batches are
-#: (a few ms at most); larger ones on a worker thread. Decoding the usual exports (a few
-#: hundred spans) on worker threads put a dozen threads in contention for the GIL with the
-#: loop and the writer, which tripled the route's p99 latency (benchmarks/bench_server.py).
-OTLP_INLINE_BYTES = 256 * 1024
-
-
 def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     """The request body, gunzipped if sent so; 413 past ``limit`` bytes either way."""
     if len(raw) > limit:
@@ -260,13 +253,13 @@ def create_app(
             await request.body(), request.headers.get("content-encoding", ""), server.max_body_bytes
         )
         try:
-            if len(raw) <= OTLP_INLINE_BYTES:
-                rows, problems, total = otlp.rows_of(raw, content_type)
-            else:
-                # On a worker thread: an export of thousands of spans takes its decoding's
-                # hundreds of ms, and the loop must meanwhile answer /healthz and the other
-                # requests (the GIL still runs one at a time, handing over every few ms).
-                rows, problems, total = await run_in_threadpool(otlp.rows_of, raw, content_type)
+            # On a worker thread: an export of thousands of spans takes its decoding's
+            # hundreds of ms, and the loop must meanwhile answer /healthz and the other requests
+            # (the GIL still runs one at a time, handing over every few ms). Exports of 100
+            # spans decoded on the loop instead did worse (benchmarks/bench_server.py, runs
+            # alternated on a loaded 2-core machine: 15 % fewer spans/s, p99 1.3x): the loop's
+            # socket work, done without the GIL, no longer overlapped the decoding.
+            rows, problems, total = await run_in_threadpool(otlp.rows_of, raw, content_type)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         stored = len(rows)
