@@ -104,7 +104,12 @@ def _id(value: Any) -> bytes:
         raise NotPlain from None
 
 
-def _value(value: Any) -> Any:
+#: Arrays and maps nested deeper are left to protobuf's mapping, which refuses nesting past
+#: its depth limit (100 messages: 47 arrays in an attribute of a span, 31 maps).
+_MAX_NESTING = 20
+
+
+def _value(value: Any, depth: int = 0) -> Any:
     """An ``AnyValue`` as the protobuf reader gives it (:func:`.otlp._value`)."""
     if type(value) is not dict:
         raise NotPlain
@@ -127,10 +132,12 @@ def _value(value: Any) -> Any:
         if type(given) is int and -(2**53) <= given <= 2**53:
             return float(given)
         raise NotPlain
+    if kind in ("arrayValue", "kvlistValue") and depth >= _MAX_NESTING:
+        raise NotPlain
     if kind == "arrayValue":
-        return [_value(v) for v in _list(_message(given, _VALUES).get("values", []))]
+        return [_value(v, depth + 1) for v in _list(_message(given, _VALUES).get("values", []))]
     if kind == "kvlistValue":
-        return _attributes(_message(given, _VALUES).get("values", []))
+        return _attributes(_message(given, _VALUES).get("values", []), depth + 1)
     raise NotPlain  # bytes (protobuf's mapping normalises their base64), string indexes
 
 
@@ -139,11 +146,11 @@ def _pair(kv: Any) -> tuple[str, Any]:
     return _string(kv.get("key", "")), kv.get("value", {})
 
 
-def _attributes(pairs: Any) -> dict[str, Any]:
+def _attributes(pairs: Any, depth: int = 0) -> dict[str, Any]:
     out = {}
     for kv in _list(pairs):
         key, value = _pair(kv)
-        out[key] = _value(value)
+        out[key] = _value(value, depth)
     return out
 
 

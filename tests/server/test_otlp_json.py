@@ -162,3 +162,23 @@ def test_a_body_protobufs_mapping_refuses_is_refused_with_its_error(field, value
     _spans(data)[1][field] = value
     with pytest.raises(ValueError, match="not an OTLP trace export"):
         rows_of(orjson.dumps(data), JSON)
+
+
+@pytest.mark.parametrize(("levels", "taken"), [(10, True), (47, True), (48, False)])
+def test_nested_values_are_taken_as_deep_as_protobufs_mapping_takes_them(levels, taken) -> None:
+    request = _export()
+    data = _as_json(request)
+    value: dict = {"stringValue": "deep"}
+    for _ in range(levels):
+        value = {"arrayValue": {"values": [value]}}
+    _spans(data)[0]["attributes"].append({"key": "deep", "value": value})
+    body = json.dumps(data).encode()  # deeper than orjson writes
+    if not taken:  # past the mapping's depth limit (100 messages)
+        with pytest.raises(ValueError, match="not an OTLP trace export"):
+            rows_of(body, JSON)
+        return
+    rows, _, _ = rows_of(body, JSON)
+    deep = orjson.loads(rows[0]["metadata"])["attributes"]["deep"]
+    for _ in range(levels):
+        (deep,) = deep
+    assert deep == "deep"
