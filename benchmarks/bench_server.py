@@ -255,6 +255,7 @@ while time.monotonic() - start < seconds:
     time.sleep(max(0.0, start + i * period - time.monotonic()))
 llmvigil.flush(timeout=120)
 print("calls", i)
+print("start", start)
 print("timings", " ".join(f"{at:.3f}:{took:.7f}" for at, took in timings))
 print("stats", llmvigil.stats())
 """
@@ -278,12 +279,13 @@ def soak(seconds: float, rate: float) -> dict:
             cwd=app_dir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        killed_at = seconds / 2
-        time.sleep(killed_at)
+        time.sleep(seconds / 2)
         owner.stop(signal.SIGKILL)
+        killed = time.monotonic()  # the clock the app's times are on (one per machine)
         time.sleep(5.0)
+        restarted = time.monotonic()
         owner = Owner(folder / "owner", port=owner.port)
-        back_at = killed_at + 5.0
+        listening = time.monotonic()
         out, err = app.communicate(timeout=seconds + 300)
         spool = app_dir / ".llmvigil" / "spool"
         deadline = time.monotonic() + 120
@@ -299,8 +301,25 @@ def soak(seconds: float, rate: float) -> dict:
             1:
         ]
     ]
+    lines = out.splitlines()
+    app_start = float(next(line for line in lines if line.startswith("start")).split()[1])
+    killed_at, restarted_at = killed - app_start, restarted - app_start
+    back_at = listening - app_start
     before = sorted(took for at, took in timings if at < killed_at)
     during = sorted(took for at, took in timings if killed_at <= at < back_at + 5.0)
+    # Where a change comes from: the outage itself (the sink spooling), the owner's start (a
+    # process importing its stack on a 2-core machine), or the replay once it answers; and a
+    # window as long before the kill, for how much the p50 moves with no outage at all.
+    phases = {
+        "10 s before the kill": (killed_at - 10.0, killed_at),  # the variation without one
+        "outage": (killed_at, restarted_at),
+        "owner starting": (restarted_at, back_at),
+        "5 s after": (back_at, back_at + 5.0),
+    }
+    by_phase = {
+        name: sorted(took for at, took in timings if low <= at < high)
+        for name, (low, high) in phases.items()
+    }
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1e6 if values else float("nan")
@@ -315,6 +334,8 @@ def soak(seconds: float, rate: float) -> dict:
         "before_p99_us": pct(before, 0.99),
         "during_p50_us": pct(during, 0.5),
         "during_p99_us": pct(during, 0.99),
+        "phases_p50_us": {name: pct(values, 0.5) for name, values in by_phase.items()},
+        "phases_seconds": {name: high - low for name, (low, high) in phases.items()},
         "app_errors": err.count("Traceback"),
     }
 
@@ -365,7 +386,13 @@ def section(result: dict, command: str) -> str:
             f"µs) before the kill: p50 {soaked['before_p50_us']:.1f}, p99 "
             f"{soaked['before_p99_us']:.1f}; from the kill until 5 s after the restart: p50 "
             f"{soaked['during_p50_us']:.1f}, p99 {soaked['during_p99_us']:.1f} "
-            f"({soaked['during_p50_us'] / soaked['before_p50_us']:.2f}x at p50).",
+            f"({soaked['during_p50_us'] / soaked['before_p50_us']:.2f}x at p50). By phase, p50: "
+            + ", ".join(
+                f"{name} ({soaked['phases_seconds'][name]:.1f} s) {p50:.1f} "
+                f"({p50 / soaked['before_p50_us']:.2f}x)"
+                for name, p50 in soaked["phases_p50_us"].items()
+            )
+            + ".",
         ]
     return "\n".join(lines) + "\n"
 

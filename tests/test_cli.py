@@ -202,9 +202,10 @@ def test_retention_says_what_would_go_then_deletes_it(tmp_path, capsys) -> None:
     assert main(["retention", "--dry-run", "--store", url]) == 0
     dry = capsys.readouterr().out
     assert "Would delete (dry run): spans kept 30 days, checkout 7 days" in dry
-    lines = _table_rows(dry)  # app: spans, evaluations, span_vectors, feedback
-    assert lines["checkout"] == ["2", "2", "0", "0"] and lines["support"] == ["1", "1", "0", "0"]
-    assert lines["all"] == ["3", "3", "0", "0"]
+    lines = _table_rows(dry)  # app: spans, evaluations, span_vectors, feedback, drop reports
+    assert lines["checkout"] == ["2", "2", "0", "0", "0"]
+    assert lines["support"] == ["1", "1", "0", "0", "0"]
+    assert lines["all"] == ["3", "3", "0", "0", "0"]
     with Store(url) as store:
         assert store.count_spans() == 6
     assert main(["retention", "--store", url]) == 0

@@ -194,12 +194,19 @@ def queue_feedback(entry: dict[str, Any]) -> None:
     BUFFER.wake()
 
 
-def _send_feedback(state: _State) -> None:
+def _send_feedback(state: _State, timeout_s: float | None = None, sink: bool = True) -> None:
+    """Send the queued feedback and drop reports through the sink (each post waiting at most
+    ``timeout_s``, or the sink's own timeout), else to the spool; ``sink`` False: straight to
+    the spool (a sink that hangs the flush thread must not hang the exit too)."""
     entries = []
     while _feedback:
         entries.append(_feedback.popleft())
+    if not entries:
+        return
     try:
-        state.sink.write_feedback(entries)
+        if not sink or state.sink is None:
+            raise RuntimeError("the sink is not usable at shutdown")
+        state.sink.write_feedback(entries, timeout_s=timeout_s)
         return
     except Exception as exc:
         problem = exc
@@ -360,6 +367,7 @@ def shutdown(timeout: float = 10.0) -> bool:
                 _state.last_error,
             )
             done = False
+        _report_at_shutdown(locked, timeout)
         if _state.sink is not None:
             with contextlib.suppress(Exception):
                 _state.sink.close()
@@ -368,6 +376,17 @@ def shutdown(timeout: float = 10.0) -> bool:
         if locked:
             _lock.release()
     return done
+
+
+def _report_at_shutdown(sink_usable: bool, timeout: float) -> None:
+    """Report the spans dropped since the last report (the stop's own spills that failed, the
+    batches neither the sink nor the spool took) with the feedback still queued: through the
+    sink briefly, else to the spool for the owner or a later run to send."""
+    if _state.settings is None and not _feedback:
+        return  # nothing was ever collected: nothing was dropped
+    with contextlib.suppress(Exception):  # the process may be ending: raise nothing
+        report_dropped()
+        _send_feedback(_state, timeout_s=max(0.5, min(2.0, timeout)), sink=sink_usable)
 
 
 def _spool_pending(state: _State, retry_sink: bool) -> int:

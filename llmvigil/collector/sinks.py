@@ -49,7 +49,7 @@ class SpoolSink:
         """Write ``table`` as one segment; return its path."""
         return write_segment(self.folder, table)
 
-    def write_feedback(self, entries: list[dict]) -> None:
+    def write_feedback(self, entries: list[dict], timeout_s: float | None = None) -> None:
         """Write feedback entries as a file the owner's ingest loads."""
         from llmvigil.collector.spool import write_feedback
 
@@ -102,7 +102,7 @@ class DirectSink:
             return
         self._spool(table, self._open_error)
 
-    def write_feedback(self, entries: list[dict]) -> None:
+    def write_feedback(self, entries: list[dict], timeout_s: float | None = None) -> None:
         """Store feedback entries and drop reports (:mod:`.feedback`); raises when the store
         cannot be reached (then spooled)."""
         from llmvigil.collector.feedback import store_entry
@@ -244,10 +244,11 @@ class HttpSink:
             self._failed_at = time.monotonic()
             self._spool(table, outcome)
 
-    def write_feedback(self, entries: list[dict]) -> None:
-        """``POST /v1/feedback`` each entry (a drop report: ``/v1/collector/dropped``); raises
-        when the server cannot take them (then spooled, and loaded by the owner if it shares
-        the folder, or sent by a later run)."""
+    def write_feedback(self, entries: list[dict], timeout_s: float | None = None) -> None:
+        """``POST /v1/feedback`` each entry (a drop report: ``/v1/collector/dropped``), each
+        waiting at most ``timeout_s`` (default: the sink's timeout); raises when the server
+        cannot take them (then spooled, and loaded by the owner if it shares the folder, or
+        sent by a later run)."""
         import json as json_module
         import urllib.error
         import urllib.request
@@ -268,8 +269,8 @@ class HttpSink:
             if self.api_key:
                 request.add_header("Authorization", f"Bearer {self.api_key}")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    response.read()
+                with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as r:
+                    r.read()
             except urllib.error.HTTPError as exc:
                 if exc.code != 422:
                     raise
@@ -365,7 +366,7 @@ class HttpSink:
             except (OSError, ValueError):  # taken meanwhile, or not ours to read
                 continue
             try:
-                self.write_feedback(entries)
+                self.write_feedback(entries, timeout_s)
             except Exception:  # the server is down again: the file waits for the next replay
                 return
             path.unlink(missing_ok=True)

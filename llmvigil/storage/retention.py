@@ -3,7 +3,10 @@
 A span goes when its ``start_time`` is older than its app's retention (``apps``,
 else ``spans_days``); with it go its ``evaluations``, its ``span_vectors`` and
 its ``feedback``, and the feedback given to its trace once no span of that
-trace is left. The other tables are not per span and stay: ``drift_results``
+trace is left. The collectors' drop reports (``collector_drops``) of an app go
+at the same age as its spans, by when they were reported: they count spans
+that never reached the store, and would otherwise outlive every span of their
+time. The other tables are not per span and stay: ``drift_results``
 are aggregates of windows (the history of what drifted outlives the spans it
 was computed from, as a cloud monitor's metrics outlive its logs),
 ``drift_baselines`` are window bounds, and the ``alert_*`` tables record
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     import duckdb
 
 #: The tables retention deletes from, in the order a report lists them.
-TABLES = ("spans", "evaluations", "span_vectors", "feedback")
+TABLES = ("spans", "evaluations", "span_vectors", "feedback", "collector_drops")
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,11 @@ class RetentionPolicy:
         """True when some app's spans are ever deleted."""
         return self.spans_days > 0 or any(days > 0 for days in self.apps.values())
 
-    def rules(self, now: datetime) -> list[tuple[sa.ColumnElement[bool], datetime]]:
-        """``(which spans, cutoff)`` pairs: spans matching one and older than its cutoff go."""
-        app = schema.spans.c.app
+    def rules(
+        self, now: datetime, app: sa.Column = schema.spans.c.app
+    ) -> list[tuple[sa.ColumnElement[bool], datetime]]:
+        """``(which spans, cutoff)`` pairs: spans matching one and older than its cutoff go
+        (``app``: the app column of another table the same rules apply to)."""
         rules = [
             (app == name, now - timedelta(days=days))
             for name, days in sorted(self.apps.items())
@@ -173,6 +178,8 @@ def run_retention(
         if not _delete_app(engine, duck, app, cutoff, policy.batch_size, report, stop):
             report.stopped = True
             break
+    if not report.stopped and not _delete_drops(engine, duck, policy, now, report, stop, dry_run):
+        report.stopped = True
     if not report.stopped:
         _sweep_orphans(engine, duck, orphans_since, policy.batch_size, report, stop, dry_run)
     report.seconds = time.perf_counter() - started
@@ -206,6 +213,52 @@ def _delete_app(
             with engine.begin() as conn:  # its score rollups go with it (whole buckets)
                 delete_rollups_before(conn, cutoff, app or "")
             return True
+
+
+def _delete_drops(
+    engine: sa.Engine,
+    duck: duckdb.DuckDBPyConnection | None,
+    policy: RetentionPolicy,
+    now: datetime,
+    report: RetentionReport,
+    stop: Callable[[], bool] | None,
+    dry_run: bool,
+) -> bool:
+    """Delete (or count) the drop reports past their app's age, app by app, oldest first, in
+    batches of ``policy.batch_size``; False if stopped first."""
+    d = schema.collector_drops
+    with engine.connect() as conn:
+        apps = {
+            row[0]
+            for condition, cutoff in policy.rules(now, d.c.app)
+            for row in conn.execute(
+                sa.select(d.c.app).where(condition, d.c.reported_at < cutoff).distinct()
+            )
+        }
+    for app in sorted(apps):
+        cutoff = policy.cutoff(app, now)
+        if cutoff is None:  # cannot happen: only apps under a rule were found
+            continue
+        report.cutoffs.setdefault(app, cutoff)
+        old = sa.and_(d.c.app == app, d.c.reported_at < cutoff)
+        if dry_run:
+            with engine.connect() as conn:
+                count = sa.select(sa.func.count()).select_from(d).where(old)
+                report.add(app, {"collector_drops": _scalar(conn, count)})
+            continue
+        while True:
+            if stop is not None and stop():
+                return False
+            with engine.begin() as conn:
+                query = sa.select(d.c.report_id).where(old).order_by(d.c.reported_at)
+                ids = [row[0] for row in conn.execute(query.limit(policy.batch_size))]
+                deleted = _delete_ids(conn, duck, d.c.report_id, ids) if ids else 0
+            if ids:
+                report.batches += 1
+                report.add(app, {"collector_drops": deleted})
+            if len(ids) < policy.batch_size or not deleted:
+                break
+    return True
 
 
 #: Tables only the evaluators write, for spans they read from the store, and the column each
@@ -462,7 +515,8 @@ def describe(report: RetentionReport) -> str:
     return (
         f"retention {verb} {totals['spans']} spans ({apps or 'none'}), "
         f"{totals['evaluations']} evaluations, {totals['span_vectors']} vectors, "
-        f"{totals['feedback']} feedback in {report.batches} batches, {report.seconds:.1f} s"
+        f"{totals['feedback']} feedback, {totals['collector_drops']} drop reports in "
+        f"{report.batches} batches, {report.seconds:.1f} s"
         + (f"; {orphans} of those rows were of spans already gone" if orphans else "")
         + ("; stopped before the end" if report.stopped else "")
     )

@@ -119,3 +119,53 @@ def test_an_overflowing_collector_reports_its_drops_and_the_rule_fires(tmp_path)
         (stored,) = store.collector_drops()
         assert (stored["app"], stored["dropped"]) == ("busy-app", 900)
         assert store.count_spans() == 102  # the first call, the 100 kept, the one after
+
+
+# The owner refuses batches of more than 100 spans (413: the batch is bad, set aside in the
+# spool's bad/ folder, not retried), and the app's spool cannot be written (its folder lies
+# under a file): its one batch is lost at shutdown, after the flush thread's last report.
+EXITING_APP = """
+import atexit
+
+def said():  # registered before llmvigil's exit flush, so it runs after it
+    print("stats", llmvigil.stats(), flush=True)
+
+atexit.register(said)
+import llmvigil
+
+@llmvigil.observe(model="gpt-4o-mini")
+def answer(question: str) -> str:
+    return "Open Settings, then Security."
+
+for i in range(1_000):
+    answer(f"question {i}")
+"""
+
+
+def test_spans_dropped_at_shutdown_are_reported_to_the_owner(tmp_path) -> None:
+    owner_dir, app_dir = tmp_path / "owner", tmp_path / "app"
+    owner_dir.mkdir()
+    app_dir.mkdir()
+    (owner_dir / "llmvigil.toml").write_text("[server]\nmax_batch_spans = 100\n")
+    (app_dir / "not-a-folder").write_text("")
+    (app_dir / "app.py").write_text(textwrap.dedent(EXITING_APP))
+    owner = Owner(owner_dir)
+    try:
+        (app_dir / "llmvigil.toml").write_text(
+            f'[collector]\nsink = "http"\nendpoint = "{owner.url}"\napp = "exiting-app"\n'
+            'spool_dir = "not-a-folder/spool"\nbatch_size = 1000\nflush_interval_s = 3600\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "app.py"], cwd=app_dir, env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "'dropped': 1000" in done.stdout, done.stdout + done.stderr
+        assert "1000 spans lost at shutdown" in done.stderr
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as store:
+        assert [(r["app"], r["dropped"]) for r in store.collector_drops()] == [
+            ("exiting-app", 1000)
+        ]
+        assert store.count_spans() == 0

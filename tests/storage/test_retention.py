@@ -249,7 +249,35 @@ def test_the_report_adds_up_per_table() -> None:
     report = RetentionReport(dry_run=True, now=NOW)
     report.add("a", {"spans": 2, "evaluations": 4})
     report.add(None, {"spans": 1, "feedback": 1})
-    assert report.totals == {"spans": 3, "evaluations": 4, "span_vectors": 0, "feedback": 1}
+    assert report.totals == {
+        "spans": 3, "evaluations": 4, "span_vectors": 0, "feedback": 1, "collector_drops": 0
+    }  # fmt: skip
+
+
+def test_drop_reports_go_at_their_apps_age_in_bounded_batches(store: Store) -> None:
+    ages = {"checkout": [1, 4, 5, 6], "support": [1, 12], "batch": [2, 40, 50]}
+    for app, days in ages.items():
+        for i, age in enumerate(days):
+            store.add_collector_drops(
+                report_id=f"{app}-{i}", dropped=10 + i, app=app,
+                reported_at=NOW - timedelta(days=age),
+            )  # fmt: skip
+    store.append_spans([span("checkout", 20)])  # an app with old spans too
+    policy = RetentionPolicy(spans_days=10, apps={"checkout": 3, "batch": 0}, batch_size=2)
+    dry = store.delete_expired(policy, now=NOW, dry_run=True)
+    assert len(store.collector_drops()) == 9
+    report = store.delete_expired(policy, now=NOW)
+    assert dry.deleted == report.deleted
+    assert report.deleted["checkout"]["collector_drops"] == 3  # 4, 5 and 6 days: 2 batches
+    assert report.deleted["checkout"]["spans"] == 1
+    assert report.deleted["support"] == {**dict.fromkeys(TABLES, 0), "collector_drops": 1}
+    assert "batch" not in report.deleted  # kept for ever
+    assert report.batches == 1 + 2 + 1
+    left = {(d["app"], d["report_id"]) for d in store.collector_drops()}
+    assert left == {("checkout", "checkout-0"), ("support", "support-0")} | {
+        ("batch", f"batch-{i}") for i in range(3)
+    }
+    assert "4 drop reports" in describe(report)
 
 
 def test_the_job_logs_what_it_deleted_and_a_stopped_job_deletes_nothing(store: Store) -> None:
@@ -286,7 +314,7 @@ def test_scores_written_for_a_span_already_deleted_go_at_the_next_run(store: Sto
     dry = store.delete_expired(policy, now=NOW, orphans_since=late, dry_run=True)
     report = store.delete_expired(policy, now=NOW, orphans_since=late)
     assert report.orphans == dry.orphans == {
-        "spans": 0, "evaluations": 1, "span_vectors": 1, "feedback": 0
+        "spans": 0, "evaluations": 1, "span_vectors": 1, "feedback": 0, "collector_drops": 0
     }  # fmt: skip
     assert report.totals["evaluations"] == 1 and report.deleted == {}
     kept = rows[1]["span_id"]
