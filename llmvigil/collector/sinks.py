@@ -198,6 +198,10 @@ class DirectSink:
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
+#: What :meth:`HttpSink._post` says of a batch of several spans the server answers 413.
+_TOO_LARGE = "too large"
+
+
 class HttpSink:
     """Posts each batch to a running ``llmvigil up``; while it cannot, spools the batch.
 
@@ -205,9 +209,11 @@ class HttpSink:
     server is down, refuses the connection, answers 5xx or 429, or times out,
     the batch is written to the spool folder and the server is tried again
     after :data:`RETRY_STORE_S` seconds; once it answers, the segments spooled
-    meanwhile are posted, oldest first. A 400, 413 or 422 says the batch itself
-    is bad: it is logged and moved aside (the spool's ``bad/`` folder), not
-    retried for ever. A 401 or 403 is a key to fix: the batch is spooled and
+    meanwhile are posted, oldest first. A 413 says the batch is over the server's
+    limits (``[server] max_batch_spans``, ``max_body_bytes``): it is sent again in
+    halves, down to single spans. A 400, 415 or 422 (or a 413 for one span) says the
+    batch itself is bad: it is logged and moved aside (the spool's ``bad/`` folder),
+    not retried for ever. A 401 or 403 is a key to fix: the batch is spooled and
     kept. The app's thread is never involved: this runs on the flush thread.
     """
 
@@ -234,12 +240,10 @@ class HttpSink:
         if failed is not None and time.monotonic() - failed < RETRY_STORE_S:
             self._spool(table, "the server did not answer a moment ago")
             return
-        outcome = self._post(table)
+        outcome = self._deliver(table)
         if outcome == "ok":
             self._failed_at = None
             self._replay()
-        elif outcome == "bad":
-            self._set_aside(table)
         else:
             self._failed_at = time.monotonic()
             self._spool(table, outcome)
@@ -276,8 +280,24 @@ class HttpSink:
                     raise
                 log.error("llmvigil: the server refused feedback %s", exc.read(300))
 
+    def _deliver(self, table: pa.Table, timeout_s: float | None = None) -> str:
+        """``ok`` once the server stored ``table`` (or the part of it it calls bad is set
+        aside), else why it could not be sent: the caller spools all of it, and what the
+        server already took is stored once when it comes again (spans are idempotent)."""
+        outcome = self._post(table, timeout_s)
+        if outcome == "bad":
+            self._set_aside(table)
+        elif outcome == _TOO_LARGE:
+            half = table.num_rows // 2
+            for part in (table.slice(0, half), table.slice(half)):
+                outcome = self._deliver(part, timeout_s)
+                if outcome != "ok":
+                    return outcome
+        return "ok" if outcome in ("ok", "bad") else outcome
+
     def _post(self, table: pa.Table, timeout_s: float | None = None) -> str:
-        """``ok``, ``bad`` (the server refuses this batch), or why it could not be sent."""
+        """``ok``, ``bad`` (the server refuses this batch), :data:`_TOO_LARGE` (over its
+        limits, and more than one span), or why it could not be sent."""
         import urllib.error
         import urllib.request
 
@@ -296,6 +316,10 @@ class HttpSink:
             return "ok"
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode("utf-8", "replace")
+            if exc.code == 413 and table.num_rows > 1:
+                log.debug("llmvigil: %d spans are over the server's limits (%s)", table.num_rows,
+                          detail)  # fmt: skip
+                return _TOO_LARGE
             if exc.code in (400, 413, 415, 422):
                 log.error(
                     "llmvigil: %s refused a batch of %d spans (HTTP %d: %s); it is set aside",
@@ -341,12 +365,9 @@ class HttpSink:
             except Exception as exc:  # taken meanwhile (another process, an owner here)
                 log.debug("llmvigil: cannot read %s (%s)", path, exc)
                 continue
-            outcome = self._post(table, timeout_s)
-            if outcome not in ("ok", "bad"):
+            if self._deliver(table, timeout_s) != "ok":
                 self._failed_at = time.monotonic()
                 return  # still down: later, in order
-            if outcome == "bad":
-                self._set_aside(table)
             path.unlink(missing_ok=True)
             sent += table.num_rows
         self._send_spooled_feedback(timeout_s)

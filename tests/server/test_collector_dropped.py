@@ -121,7 +121,8 @@ def test_an_overflowing_collector_reports_its_drops_and_the_rule_fires(tmp_path)
         assert store.count_spans() == 102  # the first call, the 100 kept, the one after
 
 
-# The owner refuses batches of more than 100 spans (413: the batch is bad, set aside in the
+# The owner refuses request bodies over 1 KiB, smaller than any one of these spans (413: the
+# sink sends the batch again in halves down to single spans, each then bad, set aside in the
 # spool's bad/ folder, not retried), and the app's spool cannot be written (its folder lies
 # under a file): its one batch is lost at shutdown, after the flush thread's last report.
 EXITING_APP = """
@@ -137,8 +138,8 @@ import llmvigil
 def answer(question: str) -> str:
     return "Open Settings, then Security."
 
-for i in range(1_000):
-    answer(f"question {i}")
+for i in range(50):
+    answer(f"question {i}: " + "my password reset mail never arrives. " * 50)
 """
 
 
@@ -146,7 +147,7 @@ def test_spans_dropped_at_shutdown_are_reported_to_the_owner(tmp_path) -> None:
     owner_dir, app_dir = tmp_path / "owner", tmp_path / "app"
     owner_dir.mkdir()
     app_dir.mkdir()
-    (owner_dir / "llmvigil.toml").write_text("[server]\nmax_batch_spans = 100\n")
+    (owner_dir / "llmvigil.toml").write_text("[server]\nmax_body_bytes = 1024\n")
     (app_dir / "not-a-folder").write_text("")
     (app_dir / "app.py").write_text(textwrap.dedent(EXITING_APP))
     owner = Owner(owner_dir)
@@ -160,12 +161,12 @@ def test_spans_dropped_at_shutdown_are_reported_to_the_owner(tmp_path) -> None:
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert "'dropped': 1000" in done.stdout, done.stdout + done.stderr
-        assert "1000 spans lost at shutdown" in done.stderr
+        assert "'dropped': 50" in done.stdout, done.stdout + done.stderr
+        assert "50 spans lost at shutdown" in done.stderr
     finally:
         assert owner.stop() == 0
     with Store(f"duckdb:///{owner.store}") as store:
         assert [(r["app"], r["dropped"]) for r in store.collector_drops()] == [
-            ("exiting-app", 1000)
+            ("exiting-app", 50)
         ]
         assert store.count_spans() == 0

@@ -178,3 +178,30 @@ def test_segments_left_by_an_earlier_run_are_sent_after_the_first_batch(tmp_path
         sink.write(pa.Table.from_pylist([{"span_id": make_span(9)["span_id"]}]))
         assert len(receiver.requests) == 3
         assert not list((tmp_path / "spool").glob("*.parquet"))
+
+
+def test_a_batch_over_the_servers_limit_is_sent_in_parts(tmp_path) -> None:
+    # The owner takes at most 100 spans a request; the app sends batches of up to 1,000.
+    (tmp_path / "owner").mkdir()
+    (tmp_path / "owner" / "llmvigil.toml").write_text("[server]\nmax_batch_spans = 100\n")
+    owner = Owner(tmp_path / "owner")
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "llmvigil.toml").write_text(
+        f'[collector]\nsink = "http"\nendpoint = "{owner.url}"\nbatch_size = 1000\n'
+        "flush_interval_s = 3600\n"
+    )
+    (app_dir / "app.py").write_text(textwrap.dedent(APP))
+    try:
+        done = subprocess.run(
+            [sys.executable, "app.py", "450", "0", "0"], cwd=app_dir, capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "refused" not in done.stderr, done.stderr
+    finally:
+        assert owner.stop() == 0
+    with Store(f"duckdb:///{owner.store}") as store:
+        assert store.count_spans() == 450
+    spool = app_dir / ".llmvigil" / "spool"
+    assert not list(spool.glob("*.parquet")) and not list(spool.glob("bad/*.parquet"))
