@@ -1,20 +1,21 @@
 """Train the completeness head shipped in ``llmvigil/evaluators/weights/completeness_head.json``.
 
-What it trains: a logistic regression over the coverage measures the
+What it trains: a logistic regression over the weakest part's measures the
 completeness evaluator computes (``llmvigil.evaluators.completeness.FEATURES``:
-the weakest part's coverage, the weakest part's best similarity to a
-response clause, the mean similarity of a one-clause-per-part assignment,
-whether there are as many clauses as parts), read from the evaluator's own
-``details`` so the head is trained on exactly what it scores. Its probability
-is the score.
+its specificity over the response's pieces and over its five-word windows,
+how much closer some piece is to that part than to any other part of the
+question, and its best cosine to a piece), read from the evaluator's own
+``details`` so the head is trained on exactly what it scores. Its
+probability is the score.
 
 Data (labelled, written for llmvigil, under its licence; both in ``datasets/``):
 
 - the ``completeness`` lines of ``eval_dev.jsonl``;
 - ``completeness_pairs_dev.jsonl``: 18 questions of two or three parts, each
   answered completely (some tersely) and only in part (some at length, so that
-  length alone does not tell them apart), on subjects the validation set
-  ``benchmarks/data/completeness_heldout.jsonl`` does not touch.
+  length alone does not tell them apart), on subjects the validation sets
+  ``benchmarks/data/completeness_heldout.jsonl`` and
+  ``completeness_heldout_2.jsonl`` do not touch.
 
 ``C`` is chosen by leave-one-question-out cross-validation over these lines
 (every response to one question held out together): the smallest ``C`` within
@@ -46,7 +47,7 @@ from llmvigil.evaluators.completeness import (  # noqa: E402
 )
 from scripts._heads import roc_auc_of, train_question_head  # noqa: E402
 
-HEAD_VERSION = "3"
+HEAD_VERSION = "4"
 FILES = ("eval_dev.jsonl", "completeness_pairs_dev.jsonl")
 
 
@@ -62,10 +63,9 @@ def features(items: list) -> np.ndarray:
 
 
 def baseline(items: list, x: np.ndarray, y: np.ndarray) -> str:
-    """The mean part coverage (version 2's score) on the same lines."""
-    coverage = np.array([d["question_coverage"] for d in _details(items)])
-    value = roc_auc_of(y, coverage)
-    return f"the mean part coverage (version 2's score) on the same lines: {value:.4f}"
+    """The weakest part's specificity alone on the same lines."""
+    value = roc_auc_of(y, x[:, FEATURES.index("weakest_part_specificity")])
+    return f"the weakest part's specificity alone on the same lines: {value:.4f}"
 
 
 def main() -> int:
