@@ -331,6 +331,7 @@ VALIDATION_SETS = [
     ("toxicity_functional", DATA / "toxicity_functional.jsonl", "toxicity", 0.85),
     ("toxicity_unseen_groups", DATA / "toxicity_unseen_groups.jsonl", "toxicity", 0.93),
     ("completeness_heldout", DATA / "completeness_heldout.jsonl", "completeness", 0.90),
+    ("completeness_heldout_2", DATA / "completeness_heldout_2.jsonl", "completeness", 0.90),
 ]
 
 
@@ -960,7 +961,7 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "`ToxicityEvaluator` (same embeddings, only the weights "
             "differ): on eval_dev, a head trained on toxigen_dev and the contrast lines; on "
             "toxigen_dev, the "
-            "group splits below. The relevance and completeness heads (version 3) were "
+            "group splits below. The relevance and completeness heads were "
             "trained on eval_dev's relevance and completeness lines (with "
             "`datasets/relevance_pairs_dev.jsonl` and `datasets/completeness_pairs_dev.jsonl`), "
             "so their eval_dev figures are in-sample too; their training scripts print "
@@ -982,8 +983,9 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "",
             "**Validation sets** (`benchmarks/data/VALIDATION.md`): factuality_rag, "
             "factuality_rag_2, relevance_question_sentence, relevance_question_sentence_2, "
-            "toxicity_functional, toxicity_unseen_groups and "
-            "completeness_heldout were written for issue 18 before any evaluator was tuned "
+            "toxicity_functional, toxicity_unseen_groups and completeness_heldout (and "
+            "completeness_heldout_2, before completeness v4) were "
+            "written for issue 18 before any evaluator was tuned "
             "against them, each of one kind of the held-out data the evaluators are judged on; "
             "their targets are issue 18's.",
             "",

@@ -1,20 +1,21 @@
 """Train the completeness head shipped in ``llmvigil/evaluators/weights/completeness_head.json``.
 
-What it trains: a logistic regression over the coverage measures the
+What it trains: a logistic regression over the weakest part's measures the
 completeness evaluator computes (``llmvigil.evaluators.completeness.FEATURES``:
-the weakest part's coverage, the weakest part's best similarity to a
-response clause, the mean similarity of a one-clause-per-part assignment,
-whether there are as many clauses as parts), read from the evaluator's own
-``details`` so the head is trained on exactly what it scores. Its probability
-is the score.
+its specificity over the response's pieces and over its five-word windows,
+how much closer some piece is to that part than to any other part of the
+question, and its best cosine to a piece), read from the evaluator's own
+``details`` so the head is trained on exactly what it scores. Its
+probability is the score.
 
 Data (labelled, written for llmvigil, under its licence; both in ``datasets/``):
 
 - the ``completeness`` lines of ``eval_dev.jsonl``;
 - ``completeness_pairs_dev.jsonl``: 18 questions of two or three parts, each
   answered completely (some tersely) and only in part (some at length, so that
-  length alone does not tell them apart), on subjects the validation set
-  ``benchmarks/data/completeness_heldout.jsonl`` does not touch.
+  length alone does not tell them apart), on subjects the validation sets
+  ``benchmarks/data/completeness_heldout.jsonl`` and
+  ``completeness_heldout_2.jsonl`` do not touch.
 
 ``C`` is chosen by leave-one-question-out cross-validation over these lines
 (every response to one question held out together): the smallest ``C`` within
@@ -29,19 +30,14 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._eval_data import labelled, load_rows, roc_auc  # noqa: E402
 from llmvigil.evaluators.completeness import (  # noqa: E402
     FEATURES,
     WEIGHTS_FORMAT,
@@ -49,114 +45,43 @@ from llmvigil.evaluators.completeness import (  # noqa: E402
     Completeness,
     CompletenessHead,
 )
+from scripts._heads import roc_auc_of, train_question_head  # noqa: E402
 
-HEAD_VERSION = "3"
+HEAD_VERSION = "4"
 FILES = ("eval_dev.jsonl", "completeness_pairs_dev.jsonl")
-LABEL = "completeness"
-GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
-SEED = 0
-TOLERANCE = 0.002
+
+
+def _details(items: list) -> list[dict]:
+    # Any head will do: the features in ``details`` do not depend on it.
+    blank = CompletenessHead(np.zeros(len(FEATURES)), 0.0, "untrained")
+    return [s.details for s in Completeness(head=blank).evaluate(items)]
 
 
 def features(items: list) -> np.ndarray:
     """The head's input rows for ``items``, in :data:`FEATURES` order."""
-    # Any head will do: the features in ``details`` do not depend on it.
-    blank = CompletenessHead(np.zeros(len(FEATURES)), 0.0, "untrained")
-    scores = Completeness(head=blank).evaluate(items)
-    return np.array([[float(s.details[name]) for name in FEATURES] for s in scores])
+    return np.array([[float(d[name]) for name in FEATURES] for d in _details(items)])
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """Coefficients and intercept of the logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=c, max_iter=10_000, random_state=SEED).fit(x, y)
-    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
-
-
-def leave_one_question_out(x: np.ndarray, y: np.ndarray, questions: np.ndarray, c: float):
-    """Decision values of every line from a head trained without its question's lines."""
-    out = np.zeros(len(y))
-    for question in np.unique(questions):
-        held = questions == question
-        w, b = fit(x[~held], y[~held], c)
-        out[held] = x[held] @ w + b
-    return out
+def baseline(items: list, x: np.ndarray, y: np.ndarray) -> str:
+    """The weakest part's specificity alone on the same lines."""
+    value = roc_auc_of(y, x[:, FEATURES.index("weakest_part_specificity")])
+    return f"the weakest part's specificity alone on the same lines: {value:.4f}"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
-    parser.add_argument("--no-write", action="store_true", help="measure only")
-    args = parser.parse_args()
-
-    items, labels, questions, sources = [], [], [], []
-    for name in FILES:
-        file_items, file_labels = labelled(load_rows(name), LABEL)
-        items += file_items
-        labels += file_labels
-        questions += [f"{name}:{item.input}" for item in file_items]
-        sources += [name] * len(file_items)
-    x, y, q = features(items), np.array(labels), np.array(questions)
-    src = np.array(sources)
-    print(f"data: {len(y)} lines ({y.sum()} complete), {len(set(questions))} questions")
-
-    print("leave-one-question-out ROC AUC by C (all lines / per file):")
-    estimates = {}
-    for c in GRID_C:
-        oof = leave_one_question_out(x, y, q, c)
-        per_file = ", ".join(
-            f"{name} {roc_auc(y[src == name].tolist(), oof[src == name].tolist()):.3f}"
-            for name in FILES
-        )
-        estimates[c] = roc_auc(y.tolist(), oof.tolist())
-        print(f"  C={c:<5g} {estimates[c]:.4f}  ({per_file})")
-    # The smallest C within TOLERANCE of the best: weaker regularisation buys nothing
-    # measurable on these lines and saturates the probabilities that teams threshold.
-    top = max(estimates.values())
-    best_c = min(c for c, v in estimates.items() if v >= top - TOLERANCE)
-    best_auc = estimates[best_c]
-    blank = CompletenessHead(np.zeros(len(FEATURES)), 0.0, "untrained")
-    coverage = np.array(
-        [s.details["question_coverage"] for s in Completeness(head=blank).evaluate(items)]
+    return train_question_head(
+        doc=__doc__,
+        default_out=WEIGHTS_PATH,
+        files=FILES,
+        label="completeness",
+        positive="complete",
+        feature_names=FEATURES,
+        features=features,
+        baseline=baseline,
+        weights_format=WEIGHTS_FORMAT,
+        version=HEAD_VERSION,
+        script="scripts/train_completeness_head.py",
     )
-    print(
-        f"chosen C={best_c:g} (cross-validated {best_auc:.4f}); the mean part coverage "
-        f"(version 2's score) on the same lines: {roc_auc(y.tolist(), coverage.tolist()):.4f}"
-    )
-    w, b = fit(x, y, best_c)
-    print("weights: " + ", ".join(f"{n} {v:+.3f}" for n, v in zip(FEATURES, w, strict=True)))
-    print(f"intercept {b:+.3f}")
-    if args.no_write:
-        return 0
-    import sklearn
-
-    payload = {
-        "format": WEIGHTS_FORMAT,
-        "version": HEAD_VERSION,
-        "features": list(FEATURES),
-        "classifier": f"logistic regression, L2, C={best_c:g} chosen by leave-one-question-out "
-        "cross-validation; probability = sigmoid(features . coef + intercept)",
-        "training_data": [
-            {
-                "file": name,
-                "lines": int((src == name).sum()),
-                "complete": int(y[src == name].sum()),
-                "source": "written for llmvigil",
-                "licence": "same as llmvigil",
-            }
-            for name in FILES
-        ],
-        "cross_validated_roc_auc": round(best_auc, 4),
-        "trained_with": {"scikit-learn": sklearn.__version__, "seed": SEED},
-        "script": "scripts/train_completeness_head.py",
-        "intercept": round(b, 8),
-        "coef": [round(float(v), 8) for v in w],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

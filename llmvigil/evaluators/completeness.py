@@ -2,32 +2,32 @@
 
 The question is split into the things it asks (separate questions,
 coordinated clauses, "the weight limit and the size limit"; see
-:func:`~llmvigil.evaluators.questions.split_parts`), and the reference, when
-there is one, into its sentences. The response is split into clauses. A part
-is covered by a clause when the clause
+:func:`~llmvigil.evaluators.questions.analyse_question`), and the response
+into pieces: its sentences, the clauses those split into at commas,
+semicolons, colons, dashes and "and" (:func:`response_pieces`), and windows
+of :data:`WINDOW_WORDS` words (:func:`response_windows`). Every part, piece
+and window is embedded once (the shared all-MiniLM-L6-v2 vectors).
 
-- names the part's own key terms (those the other parts do not share), or is
-  close to it in meaning (shared vectors, calibrated), and
-- has the form of answer the part asks for (a time for "when", a number for
-  "how many", ...), and
-- is not plainly about a sibling part: when parts come from one coordinated
-  question ("the weight limit and the size limit"), a clause that names the
-  other part's key terms and none of this part's ("The weight limit is 8 kg"
-  against "what is the size limit?") does not count for it.
+What says a part is answered is not how close some piece is to it (a
+partial answer stays on the question's topic, so its pieces are close to
+every part) but whether some piece is closer to *this* part than to any
+other part of the question: a part's **specificity** is the best margin,
+over the pieces, of its cosine over the largest cosine of another part to
+the same piece (for a question of one part, over 0). A part the answer
+leaves out has no piece leaning its way, however long the answer is.
 
-Each clause answers at most one part (an optimal assignment), except that a
-clause naming a part's own terms may serve several, and other reuse counts
-at a discount: one number cannot be both the weight and the size limit.
-
-Version 3 scores with a logistic regression learned on labelled answers
+Version 4 scores with a logistic regression learned on labelled answers
 (``scripts/train_completeness_head.py``, weights in
-``llmvigil/evaluators/weights/completeness_head.json``) over what the above
-measures (:data:`FEATURES`): the weakest part's coverage, the
-weakest part's best raw similarity to any clause, the mean similarity of an
-optimal one-clause-per-part assignment, and whether there are as many clauses
-as parts. Up to version 2 the score was the mean part coverage, whose
-hand-set calibration fitted the dev lines (ROC AUC 1.0) but not complete
-answers worded otherwise (0.695 on ``benchmarks/data/completeness_heldout.jsonl``).
+``llmvigil/evaluators/weights/completeness_head.json``) over the weakest
+part's measures (:data:`FEATURES`): its specificity over the pieces and over
+the pieces and windows together, and its best cosine to a piece. Each part's own coverage in
+``details`` is the same head over that part's measures (never below the
+score, as every weight is positive), so the parts below
+:data:`COVERED` are the ones the answer leaves out. Up to version 3 the
+measures were hand-written coverage rules (key terms, answer forms, bare
+answers, sibling parts, a one-clause-per-part assignment); version 3 scored
+0.895 ROC AUC on ``benchmarks/data/completeness_heldout.jsonl``, below
+"longer is better" (0.965).
 With a reference, the head's probability is averaged with the mean coverage
 of the reference's points. ``details`` lists the parts and points not covered.
 """
@@ -38,102 +38,80 @@ import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from llmvigil.evaluators.answers import LOCATIVE, answer_forms, explicit_yes_no, names_someone
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.heads import LogisticHead
-from llmvigil.evaluators.questions import (
-    FORM_WEIGHT,
-    Question,
-    QuestionPart,
-    analyse_question,
-    key_terms,
-)
+from llmvigil.evaluators.questions import analyse_question, key_terms
 from llmvigil.evaluators.registry import register
-from llmvigil.evaluators.text import split_sentences, word_count
+from llmvigil.evaluators.text import split_sentences
 from llmvigil.evaluators.vectors import shared_vectors
 
-METHOD = "all-MiniLM-L6-v2 part coverage + key terms, learned weights"
+METHOD = "all-MiniLM-L6-v2 part specificity over answer pieces, learned weights"
 #: The learned weights (coefficients over :data:`FEATURES`, intercept, provenance).
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "completeness_head.json"
 WEIGHTS_FORMAT = "llmvigil-completeness-head"
-#: What the head weighs, in the order of its coefficients (all in ``details``).
-# The mean part coverage (version 2's score) is left out: beside the weakest
-# part's it took a negative weight and lowered the cross-validated ROC AUC
-# (0.875 against 0.882, scripts/train_completeness_head.py's lines).
+#: What the head weighs, in the order of its coefficients (all in ``details``): the
+#: weakest part's specificity over the response's pieces, over its pieces and windows
+#: together, and the weakest part's best cosine to a piece.
 FEATURES = (
-    "weakest_part_coverage",
+    "weakest_part_specificity",
+    "weakest_part_window_specificity",
     "weakest_part_similarity",
-    "assigned_similarity",
-    "clauses_for_every_part",
 )
-
-#: Logistic calibration of the cosine between a question part (or reference
-#: point) and a response clause.
-MIDPOINT = 0.45
-SCALE = 0.08
-#: Calibration against reference points. Stricter than for question parts:
-#: any on-topic clause is close to a reference sentence about the same topic,
-#: so only near-paraphrases count as covering a point by meaning alone.
+#: Words per response window, and the step between windows.
+WINDOW_WORDS = 5
+WINDOW_STEP = 2
+#: Calibration against reference points: only near-paraphrases count as
+#: covering a point by meaning alone (any on-topic clause is close to a
+#: reference sentence about the same topic).
 REFERENCE_MIDPOINT = 0.7
 REFERENCE_SCALE = 0.07
-LEXICAL_EXPONENT = 0.75
-#: A part counts as covered in ``details`` from this coverage on.
+#: A part (or reference point) counts as covered in ``details`` from this coverage on.
 COVERED = 0.5
-#: Share of coverage kept when a clause names another part's terms and none of this part's.
-OTHER_PART_FACTOR = 0.3
-#: Share of coverage kept when a clause already answering one part is reused for another.
-SHARED_FACTOR = 0.5
-#: A clause of at most this many words that has the asked form is a bare answer ("8 kg").
-TERSE_WORDS = 8
-TERSE_FLOOR = 0.85
-TERSE_FORMS = frozenset({"quantity", "time", "duration", "yesno", "person", "place"})
 #: Weight of the reference's points against the question's parts, when there is a reference.
 REFERENCE_WEIGHT = 0.5
 
-
-def _set(words: str) -> frozenset[str]:
-    """A frozen set of the space-separated words in ``words``."""
-    return frozenset(words.split())
-
-
-# Words that phrase a question rather than name what it is about; an answer
-# need not repeat them ("How long is the warranty?" -> "Two years.").
-_QUESTION_WORDS = _set(
-    "long much many old far big tall high often fast tim need want like know tell pleas "
-    "explain describ"
-)
-
-# Clause boundaries inside a response sentence: semicolons, colons, and a
-# comma or "and"/"but" that starts a new clause.
-_CLAUSE_SPLIT = re.compile(
-    r"\s*;\s*|:\s+|,\s*(?:and|but|while|whereas|so|plus)\s+|,\s+(?=(?:yes|no)\b)"
-    r"|,?\s+(?:and\s+)?then\s+"
-    # "... and costs $450", "... and has a projector": a verb with its object.
-    r"|\s+and\s+(?=[a-z]+s\s+(?:\$|\d|(?:a|an|the|up|about|around|over|under|at|from|only|"
-    r"no|free|for|in|on|to|by|until|within)\b))"
-    r"|\s+(?:and|but)\s+(?=(?:it|its|it's|you|your|they|their|we|our|there|this|that|he|she|"
-    r"yes|no|[^\W\d_]+(?:-[^\W\d_]+)*\s+(?:is|are|was|were|costs?|takes?|lasts?|starts?|"
-    r"ends?|closes?|opens?|runs?))\b)",
-    re.IGNORECASE,
-)
+# Where a response sentence splits into pieces: punctuation inside it, a dash
+# between spaces, and "and".
+_PIECE_SPLIT = re.compile(r"\s*[;:,]\s+|\s+[-–—]\s+|\s+and\s+", re.IGNORECASE)
 
 
-def response_units(response: str) -> list[str]:
-    """The clauses of ``response``: sentences split at semicolons, colons and clause joins."""
-    units: list[str] = []
-    for sentence in split_sentences(response):
-        pieces = [p.strip(" ,;") for p in _CLAUSE_SPLIT.split(sentence)]
-        units.extend(p for p in pieces if p and re.search(r"\w", p))
-    return units or ([response.strip()] if response.strip() else [])
+def response_pieces(response: str) -> list[str]:
+    """The sentences of ``response``, then the pieces they split into (each once)."""
+    sentences = split_sentences(response)
+    pieces = [p.strip(" ,;.") for s in sentences for p in _PIECE_SPLIT.split(s)]
+    out = list(dict.fromkeys([*sentences, *(p for p in pieces if re.search(r"\w", p))]))
+    return out or ([response.strip()] if response.strip() else [])
 
 
-def _calibrate(cos: np.ndarray, midpoint: float = MIDPOINT, scale: float = SCALE) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(cos - midpoint) / scale))
+def response_windows(response: str) -> list[str]:
+    """Runs of :data:`WINDOW_WORDS` words of ``response``, every :data:`WINDOW_STEP` words."""
+    words = response.split()
+    if len(words) <= WINDOW_WORDS:
+        return [" ".join(words)] if words else []
+    last = len(words) - WINDOW_WORDS
+    starts = [*range(0, last, WINDOW_STEP), last]
+    return [" ".join(words[i : i + WINDOW_WORDS]) for i in starts]
+
+
+def specificity(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each part's best margin over the other parts, and the piece that gives it.
+
+    ``similarity`` is parts x pieces (cosines). A part's margin at a piece is
+    its cosine minus the largest cosine of another part to that piece (0 when
+    the question has one part).
+    """
+    n_parts = similarity.shape[0]
+    margins = np.empty_like(similarity)
+    for k in range(n_parts):
+        others = np.delete(similarity, k, axis=0)
+        rival = others.max(axis=0) if len(others) else np.zeros(similarity.shape[1])
+        margins[k] = similarity[k] - rival
+    return margins.max(axis=1), margins.argmax(axis=1)
 
 
 class CompletenessHead(LogisticHead):
@@ -153,26 +131,25 @@ def shipped_head() -> CompletenessHead:
     return CompletenessHead.load()
 
 
-def _answer_terms(part: QuestionPart) -> set[str]:
-    return {t for t in part.terms if t not in _QUESTION_WORDS}
-
-
 @register
 class Completeness(Evaluator):
     """Scores how much of what was asked (and of the reference) the response covers, in [0, 1].
 
     ``details`` has one entry per question part (its text, coverage and the
-    response clause that covers it best), the parts and reference points not
-    covered, and the two coverage means.
+    response piece that leans its way most), the parts and reference points
+    not covered, and the weakest part's measures the head weighs.
     """
 
     name = "completeness"
     # 2: steps listed with commas ("Open Settings, choose ...") read as instructions.
-    # 3: a learned head over the coverage measures scores. The pass threshold stays
-    # 0.7: alerts set on it keep their meaning of "most of what was asked".
-    version = "3"
+    # 3: a learned head over the coverage measures scores.
+    # 4: the head weighs each part's specificity (a piece of the answer closer to it
+    # than to the other parts) instead of hand-written coverage rules. The pass
+    # threshold is 0.5: the head is a calibrated probability of a complete answer, and
+    # below even odds is what fails (0.7 failed most complete answers in other words).
+    version = "4"
     needs = frozenset({"input", "output"})
-    threshold = 0.7
+    threshold = 0.5
 
     def __init__(self, head: CompletenessHead | None = None) -> None:
         """Score with ``head`` (default: the weights shipped in the package)."""
@@ -186,7 +163,7 @@ class Completeness(Evaluator):
         return self._head
 
     def evaluate(self, batch: Sequence[EvalItem]) -> list[Score]:
-        """Score every item; all parts, points and clauses of the batch are embedded in one call."""
+        """Score every item; all parts, pieces and points of the batch are embedded in one call."""
         scores: list[Score | None] = [None] * len(batch)
         plans = []
         texts: list[str] = []
@@ -197,180 +174,94 @@ class Completeness(Evaluator):
             if not (item.output or "").strip():
                 scores[i] = self.make_score(item.id, 0.0, METHOD, {"reason": "empty response"})
                 continue
-            analysis = analyse_question(item.input or "")
-            parts = list(analysis.parts) or [
-                QuestionPart(item.input or "", analysis.kind, key_terms(item.input or ""))
-            ]
-            units = response_units(item.output or "")
+            parts = [p.text for p in analyse_question(item.input or "").parts]
+            parts = parts or [(item.input or "").strip()]
+            pieces = response_pieces(item.output or "")
+            windows = response_windows(item.output or "")
             points = split_sentences(item.reference or "") if item.reference else []
-            plans.append((i, analysis, parts, units, points, len(texts)))
-            texts.extend(p.text for p in parts)
-            texts.extend(units)
-            texts.extend(points)
+            plans.append((i, parts, pieces, windows, points, len(texts)))
+            texts.extend([*parts, *pieces, *windows, *points])
         vectors = shared_vectors().encode(texts) if texts else np.zeros((0, 0), np.float32)
-        for i, analysis, parts, units, points, offset in plans:
-            n_p, n_u = len(parts), len(units)
-            part_vecs = vectors[offset : offset + n_p]
-            unit_vecs = vectors[offset + n_p : offset + n_p + n_u]
-            point_vecs = vectors[offset + n_p + n_u : offset + n_p + n_u + len(points)]
+        for i, parts, pieces, windows, points, offset in plans:
+            bounds = np.cumsum([offset, len(parts), len(pieces), len(windows), len(points)])
+            part_vecs, piece_vecs, window_vecs, point_vecs = (
+                vectors[a:b] for a, b in pairwise(bounds)
+            )
             scores[i] = self._score(
-                batch[i], analysis, parts, units, points, part_vecs, unit_vecs, point_vecs
+                batch[i], parts, pieces, points, part_vecs, piece_vecs, window_vecs, point_vecs
             )
         return [s for s in scores if s is not None]
 
     def _score(
         self,
         item: EvalItem,
-        analysis: Question,
-        parts: list[QuestionPart],
-        units: list[str],
+        parts: list[str],
+        pieces: list[str],
         points: list[str],
         part_vecs: np.ndarray,
-        unit_vecs: np.ndarray,
+        piece_vecs: np.ndarray,
+        window_vecs: np.ndarray,
         point_vecs: np.ndarray,
     ) -> Score:
-        unit_terms = [set(key_terms(u)) for u in units]
-        unit_forms = [answer_forms(u, item.input) for u in units]
-        unit_words = [word_count(u) for u in units]
-        semantic = _calibrate(part_vecs @ unit_vecs.T)  # parts x units
-
-        terms = [_answer_terms(p) for p in parts]
-        # Key terms of a part: its terms that no other part shares.
-        own = []
-        for k, t in enumerate(terms):
-            others = set().union(*(terms[j] for j in range(len(parts)) if j != k))
-            own.append(t - others)
-
-        n_p, n_u = len(parts), len(units)
-        # Parts split from one coordinated phrase ("the weight limit and the
-        # size limit for bags") differ only in their own terms, so a clause
-        # naming one sibling's terms and none of another's is about the first.
-        siblings = [
-            [j for j in range(n_p) if j != k and parts[j].group == parts[k].group]
-            for k in range(n_p)
-        ]
-        value = np.zeros((n_p, n_u))
-        lexical_hit = np.zeros((n_p, n_u), dtype=bool)
-        for k, part in enumerate(parts):
-            expected = _expected_form(part)
-            for u in range(n_u):
-                has_form = expected is None or bool(part.accepts & unit_forms[u])
-                found = own[k] & unit_terms[u]
-                # Concave: one of two key terms named is more than half the evidence.
-                lexical = (len(found) / len(own[k])) ** LEXICAL_EXPONENT if found else 0.0
-                v = max(lexical, float(semantic[k, u]))
-                if has_form and _bare_answer(expected, units[u], unit_words[u], item.input or ""):
-                    v = max(v, TERSE_FLOOR)  # a bare value of the asked form: "8 kg", "3 pm"
-                if not has_form:
-                    v *= 1.0 - FORM_WEIGHT[expected]
-                if not found and any(own[j] & unit_terms[u] for j in siblings[k]):
-                    v *= OTHER_PART_FACTOR
-                value[k, u] = v
-                lexical_hit[k, u] = bool(found)
-        # Each clause answers one part; a clause naming a part's own terms may
-        # serve several (a list answer), and any other reuse counts at a discount.
-        rows, cols = linear_sum_assignment(value, maximize=True)
-        assigned = np.zeros(n_p)
-        best_unit: list[int | None] = [None] * n_p
-        for k, u in zip(rows, cols, strict=True):
-            assigned[k], best_unit[k] = value[k, u], int(u)
-        coverage = assigned.copy()
-        expected = [_expected_form(p) for p in parts]
-        for k in range(n_p):
-            # Reuse is free when the clause names this part's terms, or holds
-            # this part's form besides the form of the part it answers
-            # ("Arsenal won 2-1": a name for who won, a score for the score).
-            free = lexical_hit[k].copy()
-            for j, u in zip(rows, cols, strict=True):
-                if j != k and expected[k] and expected[j] and expected[k] != expected[j]:
-                    free[u] |= bool(parts[k].accepts & unit_forms[u])
-            shared = np.where(free, value[k], SHARED_FACTOR * value[k])
-            if n_u and shared.max() > coverage[k]:
-                coverage[k], best_unit[k] = float(shared.max()), int(shared.argmax())
-        part_rows = [
-            {
-                "part": part.text,
-                "kind": part.kind,
-                "coverage": round(float(coverage[k]), 3),
-                "covered_by": units[best_unit[k]] if best_unit[k] is not None else None,
-            }
-            for k, part in enumerate(parts)
-        ]
-        question_coverage = float(coverage.mean()) if len(parts) else 0.0
-
-        similarity = part_vecs @ unit_vecs.T  # parts x units, raw cosines
-        if n_p and n_u:
-            sim_rows, sim_cols = linear_sum_assignment(similarity, maximize=True)
-            assigned_similarity = float(similarity[sim_rows, sim_cols].sum() / n_p)
-            weakest_similarity = float(similarity.max(axis=1).min())
-        else:
-            assigned_similarity = weakest_similarity = 0.0
-        details = {
-            "parts": part_rows,
-            "not_covered": [r["part"] for r in part_rows if r["coverage"] < COVERED],
-            "question_coverage": round(question_coverage, 4),
-            "weakest_part_coverage": round(float(coverage.min()) if n_p else 0.0, 4),
-            "weakest_part_similarity": round(weakest_similarity, 4),
-            "assigned_similarity": round(assigned_similarity, 4),
-            "response_clauses": len(units),
-            "clauses_for_every_part": n_u >= n_p,
+        similarity = part_vecs @ piece_vecs.T  # parts x pieces, cosines
+        specific, best_piece = specificity(similarity)
+        # Windows beside the pieces: a response of a few words is one window, which
+        # cannot lean to one part only, but its pieces can.
+        window_specific, _ = specificity(np.c_[similarity, part_vecs @ window_vecs.T])
+        measures = np.c_[specific, window_specific, similarity.max(axis=1)]  # parts x FEATURES
+        coverage = self.head.probability(measures)
+        weakest = measures.min(axis=0)
+        details: dict = {
+            "parts": [
+                {
+                    "part": part,
+                    "coverage": round(float(coverage[k]), 3),
+                    "specificity": round(float(specific[k]), 4),
+                    "covered_by": pieces[best_piece[k]],
+                }
+                for k, part in enumerate(parts)
+            ],
         }
-        row = np.array([[float(details[name]) for name in FEATURES]])
-        head_probability = float(self.head.probability(row)[0])
+        details["not_covered"] = [r["part"] for r in details["parts"] if r["coverage"] < COVERED]
+        details.update(
+            {name: round(float(v), 4) for name, v in zip(FEATURES, weakest, strict=True)}
+        )
+        details["response_pieces"] = len(pieces)
+        head_probability = float(self.head.probability(weakest[None, :])[0])
         details["head_probability"] = round(head_probability, 4)
-
-        point_rows = []
-        reference_coverage = None
-        if points:
-            asked = set(key_terms(item.input or ""))
-            response_terms = set().union(*unit_terms) if unit_terms else set()
-            point_sem = _calibrate(
-                point_vecs @ unit_vecs.T, REFERENCE_MIDPOINT, REFERENCE_SCALE
-            ).max(axis=1)
-            values = []
-            for k, point in enumerate(points):
-                # A point's own content is what it adds to the question.
-                point_terms = set(key_terms(point)) - asked
-                lexical = (
-                    len(point_terms & response_terms) / len(point_terms) if point_terms else 0.0
-                )
-                value = max(lexical, float(point_sem[k]))
-                values.append(value)
-                point_rows.append({"point": point, "coverage": round(value, 3)})
-            reference_coverage = float(np.mean(values))
-            reference_part = REFERENCE_WEIGHT * reference_coverage
-            score = (1 - REFERENCE_WEIGHT) * head_probability + reference_part
-        else:
-            score = head_probability
+        score = head_probability
 
         if points:
-            details["reference_points"] = point_rows
+            reference_coverage = self._reference(item, pieces, points, piece_vecs, point_vecs)
+            details["reference_points"] = reference_coverage
             details["reference_not_covered"] = [
-                r["point"] for r in point_rows if r["coverage"] < COVERED
+                r["point"] for r in reference_coverage if r["coverage"] < COVERED
             ]
-            details["reference_coverage"] = round(float(reference_coverage or 0.0), 4)
+            mean = float(np.mean([r["coverage"] for r in reference_coverage]))
+            details["reference_coverage"] = round(mean, 4)
+            score = (1 - REFERENCE_WEIGHT) * head_probability + REFERENCE_WEIGHT * mean
         score = min(1.0, max(0.0, score))
         if math.isnan(score):
             score = 0.0
         return self.make_score(item.id, round(score, 4), METHOD, details)
 
-
-def _bare_answer(expected: str | None, unit: str, n_words: int, question: str) -> bool:
-    """Whether a short clause with the expected form is a bare answer ("8 kg", "Yes, it is")."""
-    if expected not in TERSE_FORMS or n_words > TERSE_WORDS:
-        return False
-    # "we will confirm by email" is no answer to "can I bring wine?", nor "you
-    # have 30 days" to "who pays?": a short clause needs an explicit yes or no,
-    # or a name, to count as a bare answer to such a part.
-    if expected == "yesno":
-        return explicit_yes_no(unit)
-    if expected == "person":
-        return names_someone(unit, question)
-    if expected == "place":
-        # A place needs a locative phrase or a real name, not any capital ("Guest2024").
-        return bool(LOCATIVE.search(unit)) or names_someone(unit, question)
-    return True
-
-
-def _expected_form(part: QuestionPart) -> str | None:
-    return part.kind if part.kind in FORM_WEIGHT else None
+    @staticmethod
+    def _reference(
+        item: EvalItem,
+        pieces: list[str],
+        points: list[str],
+        piece_vecs: np.ndarray,
+        point_vecs: np.ndarray,
+    ) -> list[dict]:
+        """Each reference point's coverage: its own words named, or a near-paraphrase."""
+        asked = set(key_terms(item.input or ""))
+        response_terms = set().union(*(key_terms(p) for p in pieces))
+        cos = point_vecs @ piece_vecs.T
+        semantic = 1.0 / (1.0 + np.exp(-(cos.max(axis=1) - REFERENCE_MIDPOINT) / REFERENCE_SCALE))
+        rows = []
+        for k, point in enumerate(points):
+            # A point's own content is what it adds to the question.
+            point_terms = set(key_terms(point)) - asked
+            lexical = len(point_terms & response_terms) / len(point_terms) if point_terms else 0.0
+            rows.append({"point": point, "coverage": round(max(lexical, float(semantic[k])), 3)})
+        return rows

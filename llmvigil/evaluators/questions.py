@@ -65,33 +65,13 @@ _ELABORATE_NOUNS = _set(
 #: The answer forms :func:`~llmvigil.evaluators.answers.answer_forms` can recognise.
 FORMS = ("instructions", "time", "duration", "quantity", "place", "person", "yesno", "reason")
 
-#: How much a missing expected form costs, per kind of question. Forms that
-#: are usually explicit in a real answer (steps, a time, a number) cost more
-#: than forms often left implicit ("Is it safe?" -> "Grapes are toxic to dogs.").
-FORM_WEIGHT = {
-    "instructions": 0.55,
-    "time": 0.55,
-    "duration": 0.55,
-    "quantity": 0.55,
-    "place": 0.5,
-    "person": 0.5,
-    "yesno": 0.15,
-    "reason": 0.35,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class QuestionPart:
-    """One thing a question asks: its text, what form of answer it wants, and its key terms."""
+    """One thing a question asks: its text and what kind of answer it wants."""
 
     text: str
     kind: str
-    terms: tuple[str, ...] = ()
-    #: Answer forms that count as answering this part (empty: any).
-    accepts: frozenset[str] = frozenset()
-    #: Parts split from one coordinated phrase ("the weight limit and the size
-    #: limit") share a group; other parts have groups of their own.
-    group: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,19 +310,14 @@ def split_parts(question: str) -> list[str]:
     ("What time is check-in and check-out?" -> one part each) and
     enumerations ("the price, size and colour") each give one part.
     """
-    return [text for text, _ in _grouped_parts(question)]
-
-
-def _grouped_parts(question: str) -> list[tuple[str, int]]:
-    """Parts of ``question`` with a group number shared by parts of one coordinated phrase."""
-    out: list[tuple[str, int]] = []
-    group = 0
-    for sentence in _question_sentences(question):
-        for clause in _split_sentence(sentence):
-            out.extend((text, group) for text in _split_coordinated(clause))
-            group += 1
+    out = [
+        text
+        for sentence in _question_sentences(question)
+        for clause in _split_sentence(sentence)
+        for text in _split_coordinated(clause)
+    ]
     if not out and question and question.strip():
-        out.append((question.strip(), 0))
+        out.append(question.strip())
     return out
 
 
@@ -409,20 +384,12 @@ def analyse_question(prompt: str) -> Question:
     main = sentences[0] if sentences else (prompt or "")
     kind, focus = classify(main)
     parts = []
-    for text, group in _grouped_parts(prompt):
+    for text in split_parts(prompt):
         part_kind, _ = classify(text)
         opener = _tokens(text)[:1]
         if part_kind == "other" and not (opener and opener[0] in WH_WORDS | AUXILIARIES):
             part_kind = kind  # a fragment such as "check-out?" inherits the question's kind
-        parts.append(
-            QuestionPart(
-                text=text,
-                kind=part_kind,
-                terms=key_terms(text),
-                accepts=accepted_forms(part_kind, text),
-                group=group,
-            )
-        )
+        parts.append(QuestionPart(text=text, kind=part_kind))
     tokens = set(_tokens(prompt))
     elaborate = (
         kind in {"explanation", "instructions", "reason"}

@@ -166,7 +166,5 @@ def test_spans_dropped_at_shutdown_are_reported_to_the_owner(tmp_path) -> None:
     finally:
         assert owner.stop() == 0
     with Store(f"duckdb:///{owner.store}") as store:
-        assert [(r["app"], r["dropped"]) for r in store.collector_drops()] == [
-            ("exiting-app", 50)
-        ]
+        assert [(r["app"], r["dropped"]) for r in store.collector_drops()] == [("exiting-app", 50)]
         assert store.count_spans() == 0
