@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -35,6 +37,23 @@ def needs_onnx() -> None:
     for name in ("onnxruntime", "onnx"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed")
+
+
+@contextlib.contextmanager
+def passes_of(model) -> Iterator[list[list[str]]]:
+    """The texts of each pass ``model.encode`` makes inside the block, one list a pass."""
+    calls: list[list[str]] = []
+    original = model.encode
+
+    def counting(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    model.encode = counting
+    try:
+        yield calls
+    finally:
+        model.encode = original
 
 
 def test_unknown_backend_is_refused():
@@ -136,21 +155,10 @@ def test_similar_texts_are_closer_than_unrelated(onnx_vectors):
 
 @pytest.mark.slow
 def test_repeated_texts_are_embedded_once(torch_vectors):
-    calls = []
-    model = torch_vectors.model
-    original = model.encode
-
-    def counting(texts, **kwargs):
-        calls.append(list(texts))
-        return original(texts, **kwargs)
-
-    model.encode = counting
-    try:
+    with passes_of(torch_vectors.model) as calls:
         fresh = ["a sentence never seen before 7f3a", "another unseen sentence 7f3a"]
         first = torch_vectors.encode(fresh + fresh)
         second = torch_vectors.encode(list(reversed(fresh)))
-    finally:
-        model.encode = original
     assert calls == [fresh]
     np.testing.assert_array_equal(first[0], second[1])
     np.testing.assert_array_equal(first[0], first[2])
@@ -158,25 +166,15 @@ def test_repeated_texts_are_embedded_once(torch_vectors):
 
 @pytest.mark.slow
 def test_layer_profiles_come_from_the_same_pass_and_a_bounded_cache(torch_vectors):
-    calls = []
     vectors = TextVectors(backend="torch", layer_cache_size=2)
     vectors._model = torch_vectors.model  # share the loaded model, count its passes
     vectors._backend = "torch"
-    original = vectors._model.encode
-
-    def counting(texts, **kwargs):
-        calls.append(list(texts))
-        return original(texts, **kwargs)
-
-    vectors._model.encode = counting
-    try:
+    with passes_of(vectors._model) as calls:
         texts = ["first unseen text 91c2", "second unseen text 91c2", "third unseen text 91c2"]
         vectors.encode(texts[:2])
         profiles = vectors.encode_layers(texts[:2])  # read from the pass above
         vectors.encode_layers(texts[2:])  # evicts the oldest profile
         again = vectors.encode_layers(texts[:1])  # so this one is embedded again
-    finally:
-        vectors._model.encode = original
     assert calls == [texts[:2], texts[2:], texts[:1]]
     np.testing.assert_allclose(again[0], profiles[0], atol=1e-5)  # other batch, other padding
     assert len(vectors._layer_cache) == 2 and len(vectors._cache) == 3
@@ -233,21 +231,10 @@ def test_token_states_match_between_runtimes_and_come_from_the_same_pass(
         )
     # [CLS] and [SEP] are left out: "x" is one word piece.
     assert len(torch_vectors.encode_tokens(["x"])[0].ids) == 1
-    calls = []
-    model = onnx_vectors.model
-    original = model.encode
-
-    def counting(texts, **kwargs):
-        calls.append(list(texts))
-        return original(texts, **kwargs)
-
-    model.encode = counting
-    try:
+    with passes_of(onnx_vectors.model) as calls:
         fresh = "a text no test embedded before 5d1e"
         onnx_vectors.encode([fresh])
         onnx_vectors.encode_tokens([fresh])  # kept from the pass above
-    finally:
-        model.encode = original
     assert calls == [[fresh]]
 
 
