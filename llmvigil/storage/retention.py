@@ -132,12 +132,18 @@ def _app_is(app: str | None) -> sa.ColumnElement[bool]:
     return column.is_(None) if app is None else column == app
 
 
-def _apps_with_old_spans(conn: sa.Connection, policy: RetentionPolicy, now: datetime) -> list:
-    """Every app holding a span past its cutoff: overrides by name, the others from the store."""
-    s = schema.spans
+def _apps_with_old_rows(
+    conn: sa.Connection,
+    policy: RetentionPolicy,
+    now: datetime,
+    table: sa.Table = schema.spans,
+    stamp: str = "start_time",
+) -> list:
+    """Every app holding a row of ``table`` (spans by default) whose ``stamp`` is past its
+    app's cutoff: overrides by name, the others from the store."""
     apps: list[str | None] = []
-    for condition, cutoff in policy.rules(now):
-        query = sa.select(s.c.app).where(condition, s.c.start_time < cutoff).distinct()
+    for condition, cutoff in policy.rules(now, table.c.app):
+        query = sa.select(table.c.app).where(condition, table.c[stamp] < cutoff).distinct()
         apps.extend(row[0] for row in conn.execute(query))
     # The order deletion goes in; a dry run attributes a trace's feedback by it (None last).
     return sorted(set(apps), key=lambda a: (a is None, a or ""))
@@ -165,7 +171,7 @@ def run_retention(
     if not policy.deletes_anything:
         return report
     with engine.connect() as conn:
-        apps = _apps_with_old_spans(conn, policy, now)
+        apps = _apps_with_old_rows(conn, policy, now)
     for app in apps:
         cutoff = policy.cutoff(app, now)
         if cutoff is None:  # cannot happen: only apps under a rule were found
@@ -228,14 +234,8 @@ def _delete_drops(
     batches of ``policy.batch_size``; False if stopped first."""
     d = schema.collector_drops
     with engine.connect() as conn:
-        apps = {
-            row[0]
-            for condition, cutoff in policy.rules(now, d.c.app)
-            for row in conn.execute(
-                sa.select(d.c.app).where(condition, d.c.reported_at < cutoff).distinct()
-            )
-        }
-    for app in sorted(apps):
+        apps = _apps_with_old_rows(conn, policy, now, d, "reported_at")
+    for app in apps:
         cutoff = policy.cutoff(app, now)
         if cutoff is None:  # cannot happen: only apps under a rule were found
             continue
