@@ -582,19 +582,6 @@ class TextVectors:
             cache.popitem(last=False)
 
 
-def alignment(a: TokenStates, b: TokenStates, keep: np.ndarray | None = None) -> float:
-    """Mean over ``a``'s word pieces (those where ``keep`` is true) of their largest
-    cosine with any piece of ``b``: how much of ``a`` the text ``b`` expresses, in
-    any words. 0.0 when either side has no piece."""
-    import numpy as np
-
-    left = a.vectors if keep is None else a.vectors[keep]
-    if not len(left) or not len(b.vectors):
-        return 0.0
-    sims = left.astype(np.float32) @ b.vectors.astype(np.float32).T
-    return float(sims.max(axis=1).mean())
-
-
 _shared: TextVectors | None = None
 _shared_lock = threading.Lock()
 

@@ -16,8 +16,6 @@ from llmvigil.evaluators.vectors import (
     LAYER_DIMENSIONS,
     LAYERS,
     TextVectors,
-    TokenStates,
-    alignment,
     default_model_path,
 )
 
@@ -236,12 +234,3 @@ def test_token_states_match_between_runtimes_and_come_from_the_same_pass(
         onnx_vectors.encode([fresh])
         onnx_vectors.encode_tokens([fresh])  # kept from the pass above
     assert calls == [[fresh]]
-
-
-def test_alignment_is_the_mean_of_each_pieces_best_cosine():
-    eye = np.eye(3, DIMENSIONS, dtype=np.float16)
-    a = TokenStates(np.array([1, 2], dtype=np.int32), eye[:2])
-    b = TokenStates(np.array([3], dtype=np.int32), eye[:1])
-    assert alignment(a, b) == pytest.approx(0.5)
-    assert alignment(a, b, np.array([True, False])) == pytest.approx(1.0)
-    assert alignment(a, TokenStates(np.zeros(0, np.int32), eye[:0])) == 0.0
