@@ -332,6 +332,8 @@ VALIDATION_SETS = [
     ("toxicity_unseen_groups", DATA / "toxicity_unseen_groups.jsonl", "toxicity", 0.93),
     ("completeness_heldout", DATA / "completeness_heldout.jsonl", "completeness", 0.90),
     ("completeness_heldout_2", DATA / "completeness_heldout_2.jsonl", "completeness", 0.90),
+    ("completeness_heldout_3", DATA / "completeness_heldout_3.jsonl", "completeness", 0.90),
+    ("completeness_heldout_4", DATA / "completeness_heldout_4.jsonl", "completeness", 0.90),
 ]
 
 
@@ -984,10 +986,13 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "**Validation sets** (`benchmarks/data/VALIDATION.md`): factuality_rag, "
             "factuality_rag_2, relevance_question_sentence, relevance_question_sentence_2, "
             "toxicity_functional, toxicity_unseen_groups and completeness_heldout (and "
-            "completeness_heldout_2, before completeness v4) were "
+            "completeness_heldout_2, before completeness v4; completeness_heldout_3, before "
+            "completeness v5; completeness_heldout_4, after v5 was first judged on _3 and "
+            "before the changes that judgement led to) were "
             "written for issue 18 before any evaluator was tuned "
             "against them, each of one kind of the held-out data the evaluators are judged on; "
-            "their targets are issue 18's.",
+            "their targets are issue 18's. Completeness v5 is judged on completeness_heldout_4: "
+            "its measures were chosen looking at the first three.",
             "",
             *quality_markdown(q),
         ]

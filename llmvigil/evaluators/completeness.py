@@ -1,33 +1,44 @@
 """Completeness: does the response cover every part of the question (and the reference's points)?
 
 The question is split into the things it asks (separate questions,
-coordinated clauses, "the weight limit and the size limit"; see
-:func:`~llmvigil.evaluators.questions.analyse_question`), and the response
-into pieces: its sentences, the clauses those split into at commas,
-semicolons, colons, dashes and "and" (:func:`response_pieces`), and windows
-of :data:`WINDOW_WORDS` words (:func:`response_windows`). Every part, piece
-and window is embedded once (the shared all-MiniLM-L6-v2 vectors).
+coordinated clauses, "the weight limit and the size limit", "..., and
+when?"; see :func:`~llmvigil.evaluators.questions.analyse_question`), and the
+response into pieces: its sentences, and the clauses those split into at
+commas, semicolons, colons, dashes and "and" (:func:`response_pieces`). Every
+part and piece goes through the shared all-MiniLM-L6-v2 pass once.
 
 What says a part is answered is not how close some piece is to it (a
 partial answer stays on the question's topic, so its pieces are close to
-every part) but whether some piece is closer to *this* part than to any
-other part of the question: a part's **specificity** is the best margin,
-over the pieces, of its cosine over the largest cosine of another part to
-the same piece (for a question of one part, over 0). A part the answer
-leaves out has no piece leaning its way, however long the answer is.
+every part) but whether some piece answers *this* part rather than the
+others: a part's **specificity** is the best margin, over the pieces, of a
+measure of the part and the piece over the largest value of that measure for
+another part and the same piece (for a question of one part, over 0). A part
+the answer leaves out has no piece leaning its way, however long the answer is.
 
-Version 4 scores with a logistic regression learned on labelled answers
+Two measures are read that way (:data:`FEATURES`, for the weakest part):
+
+1. the cosine of the part's and the piece's sentence vectors;
+2. the relevance head's probability that the piece answers the part
+   (:func:`~llmvigil.evaluators.relevance.pair_signals`: similarity, the
+   question word's token alignment with the piece, the answer form the part
+   asks for, echo). "Jupiter, with about 95 known moons." leans to "how many
+   moons does it have?" through its number, where its sentence vector is
+   close to both parts.
+
+A third is counted: the **share** of the pieces that lean to the part (by the sum of
+the two), as a complete answer gives some of its pieces to every part and a
+partial one, however long, gives them all to the parts it answers.
+
+Version 5 weighs the three with a logistic regression learned on labelled answers
 (``scripts/train_completeness_head.py``, weights in
-``llmvigil/evaluators/weights/completeness_head.json``) over the weakest
-part's measures (:data:`FEATURES`): its specificity over the pieces and over
-the pieces and windows together, and its best cosine to a piece. Each part's own coverage in
-``details`` is the same head over that part's measures (never below the
-score, as every weight is positive), so the parts below
-:data:`COVERED` are the ones the answer leaves out. Up to version 3 the
-measures were hand-written coverage rules (key terms, answer forms, bare
-answers, sibling parts, a one-clause-per-part assignment); version 3 scored
-0.895 ROC AUC on ``benchmarks/data/completeness_heldout.jsonl``, below
-"longer is better" (0.965).
+``llmvigil/evaluators/weights/completeness_head.json``). Each part's own
+coverage in ``details`` is the same head over that part's measures (never
+below the score, as every weight is positive), so the parts below
+:data:`COVERED` are the ones the answer leaves out. Version 4 weighed the
+cosine's specificity over pieces and over five-word windows, and the best
+cosine: 0.965 ROC AUC on ``benchmarks/data/completeness_heldout.jsonl`` and
+0.839 on ``completeness_heldout_2.jsonl``; up to version 3 the measures were
+hand-written coverage rules (0.895 and 0.775).
 With a reference, the head's probability is averaged with the mean coverage
 of the reference's points. ``details`` lists the parts and points not covered.
 """
@@ -47,24 +58,25 @@ from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.heads import LogisticHead
 from llmvigil.evaluators.questions import analyse_question, key_terms
 from llmvigil.evaluators.registry import register
+from llmvigil.evaluators.relevance import FEATURES as RELEVANCE_FEATURES
+from llmvigil.evaluators.relevance import pair_signals
+from llmvigil.evaluators.relevance import shipped_head as relevance_head
 from llmvigil.evaluators.text import split_sentences
-from llmvigil.evaluators.vectors import shared_vectors
+from llmvigil.evaluators.vectors import TextVectors, TokenStates, shared_vectors
 
-METHOD = "all-MiniLM-L6-v2 part specificity over answer pieces, learned weights"
+METHOD = "all-MiniLM-L6-v2 part specificity by cosine and relevance head, learned weights"
 #: The learned weights (coefficients over :data:`FEATURES`, intercept, provenance).
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "completeness_head.json"
 WEIGHTS_FORMAT = "llmvigil-completeness-head"
 #: What the head weighs, in the order of its coefficients (all in ``details``): the
-#: weakest part's specificity over the response's pieces, over its pieces and windows
-#: together, and the weakest part's best cosine to a piece.
+#: weakest part's specificity over the response's pieces by cosine and by the
+#: relevance head's probability that the piece answers the part, and the smallest
+#: share of the pieces that lean to one part (by the sum of the two measures).
 FEATURES = (
     "weakest_part_specificity",
-    "weakest_part_window_specificity",
-    "weakest_part_similarity",
+    "weakest_part_answer_specificity",
+    "weakest_part_share",
 )
-#: Words per response window, and the step between windows.
-WINDOW_WORDS = 5
-WINDOW_STEP = 2
 #: Calibration against reference points: only near-paraphrases count as
 #: covering a point by meaning alone (any on-topic clause is close to a
 #: reference sentence about the same topic).
@@ -88,16 +100,6 @@ def response_pieces(response: str) -> list[str]:
     return out or ([response.strip()] if response.strip() else [])
 
 
-def response_windows(response: str) -> list[str]:
-    """Runs of :data:`WINDOW_WORDS` words of ``response``, every :data:`WINDOW_STEP` words."""
-    words = response.split()
-    if len(words) <= WINDOW_WORDS:
-        return [" ".join(words)] if words else []
-    last = len(words) - WINDOW_WORDS
-    starts = [*range(0, last, WINDOW_STEP), last]
-    return [" ".join(words[i : i + WINDOW_WORDS]) for i in starts]
-
-
 def specificity(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each part's best margin over the other parts, and the piece that gives it.
 
@@ -112,6 +114,30 @@ def specificity(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rival = others.max(axis=0) if len(others) else np.zeros(similarity.shape[1])
         margins[k] = similarity[k] - rival
     return margins.max(axis=1), margins.argmax(axis=1)
+
+
+def answer_probability(
+    parts: Sequence[str],
+    pieces: Sequence[str],
+    part_tokens: Sequence[TokenStates],
+    piece_tokens: Sequence[TokenStates],
+    part_vecs: np.ndarray,
+    piece_vecs: np.ndarray,
+    vectors: TextVectors,
+) -> np.ndarray:
+    """Parts x pieces: the relevance head's probability that each piece answers each part."""
+    n, m = len(parts), len(pieces)
+    rows = pair_signals(
+        [p for p in parts for _ in range(m)],
+        list(pieces) * n,
+        [t for t in part_tokens for _ in range(m)],
+        list(piece_tokens) * n,
+        np.repeat(part_vecs, m, axis=0),
+        np.tile(piece_vecs, (n, 1)),
+        vectors,
+    )
+    x = np.array([[float(r[name]) for name in RELEVANCE_FEATURES] for r in rows])
+    return relevance_head().probability(x).reshape(n, m)
 
 
 class CompletenessHead(LogisticHead):
@@ -147,7 +173,9 @@ class Completeness(Evaluator):
     # than to the other parts) instead of hand-written coverage rules. The pass
     # threshold is 0.5: the head is a calibrated probability of a complete answer, and
     # below even odds is what fails (0.7 failed most complete answers in other words).
-    version = "4"
+    # 5: the relevance head's probability that a piece answers a part, read as a
+    # specificity beside the cosine's, replaces the windows and the best cosine.
+    version = "5"
     needs = frozenset({"input", "output"})
     threshold = 0.5
 
@@ -163,7 +191,7 @@ class Completeness(Evaluator):
         return self._head
 
     def evaluate(self, batch: Sequence[EvalItem]) -> list[Score]:
-        """Score every item; all parts, pieces and points of the batch are embedded in one call."""
+        """Score every item; all parts, pieces and points of the batch go through one model pass."""
         scores: list[Score | None] = [None] * len(batch)
         plans = []
         texts: list[str] = []
@@ -177,18 +205,21 @@ class Completeness(Evaluator):
             parts = [p.text for p in analyse_question(item.input or "").parts]
             parts = parts or [(item.input or "").strip()]
             pieces = response_pieces(item.output or "")
-            windows = response_windows(item.output or "")
             points = split_sentences(item.reference or "") if item.reference else []
-            plans.append((i, parts, pieces, windows, points, len(texts)))
-            texts.extend([*parts, *pieces, *windows, *points])
-        vectors = shared_vectors().encode(texts) if texts else np.zeros((0, 0), np.float32)
-        for i, parts, pieces, windows, points, offset in plans:
-            bounds = np.cumsum([offset, len(parts), len(pieces), len(windows), len(points)])
-            part_vecs, piece_vecs, window_vecs, point_vecs = (
-                vectors[a:b] for a, b in pairwise(bounds)
+            plans.append((i, parts, pieces, points, len(texts)))
+            texts.extend([*parts, *pieces, *points])
+        vectors = shared_vectors()
+        tokens = vectors.encode_tokens(texts)  # the one pass; encode() reads its cache
+        sentence = vectors.encode(texts) if texts else np.zeros((0, 0), np.float32)
+        for i, parts, pieces, points, offset in plans:
+            bounds = np.cumsum([offset, len(parts), len(pieces), len(points)])
+            part_vecs, piece_vecs, point_vecs = (sentence[a:b] for a, b in pairwise(bounds))
+            part_tokens, piece_tokens = tokens[bounds[0] : bounds[1]], tokens[bounds[1] : bounds[2]]
+            answers = answer_probability(
+                parts, pieces, part_tokens, piece_tokens, part_vecs, piece_vecs, vectors
             )
             scores[i] = self._score(
-                batch[i], parts, pieces, points, part_vecs, piece_vecs, window_vecs, point_vecs
+                batch[i], parts, pieces, points, part_vecs, piece_vecs, point_vecs, answers
             )
         return [s for s in scores if s is not None]
 
@@ -200,15 +231,17 @@ class Completeness(Evaluator):
         points: list[str],
         part_vecs: np.ndarray,
         piece_vecs: np.ndarray,
-        window_vecs: np.ndarray,
         point_vecs: np.ndarray,
+        answers: np.ndarray,
     ) -> Score:
         similarity = part_vecs @ piece_vecs.T  # parts x pieces, cosines
         specific, best_piece = specificity(similarity)
-        # Windows beside the pieces: a response of a few words is one window, which
-        # cannot lean to one part only, but its pieces can.
-        window_specific, _ = specificity(np.c_[similarity, part_vecs @ window_vecs.T])
-        measures = np.c_[specific, window_specific, similarity.max(axis=1)]  # parts x FEATURES
+        answer_specific, _ = specificity(answers)
+        # A complete answer gives some of its pieces to every part; a partial one,
+        # however long, gives them all to the parts it answers.
+        leaning = (similarity + answers).argmax(axis=0)
+        share = np.bincount(leaning, minlength=len(parts)) / len(pieces)
+        measures = np.c_[specific, answer_specific, share]  # parts x FEATURES
         coverage = self.head.probability(measures)
         weakest = measures.min(axis=0)
         details: dict = {
@@ -217,6 +250,8 @@ class Completeness(Evaluator):
                     "part": part,
                     "coverage": round(float(coverage[k]), 3),
                     "specificity": round(float(specific[k]), 4),
+                    "answer_specificity": round(float(answer_specific[k]), 4),
+                    "share": round(float(share[k]), 4),
                     "covered_by": pieces[best_piece[k]],
                 }
                 for k, part in enumerate(parts)

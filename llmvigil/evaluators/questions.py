@@ -310,26 +310,33 @@ def split_parts(question: str) -> list[str]:
     ("What time is check-in and check-out?" -> one part each) and
     enumerations ("the price, size and colour") each give one part.
     """
-    out = [
-        text
-        for sentence in _question_sentences(question)
-        for clause in _split_sentence(sentence)
-        for text in _split_coordinated(clause)
-    ]
+    out: list[str] = []
+    for sentence in _question_sentences(question):
+        for clause in _split_sentence(sentence):
+            for text in _split_coordinated(clause):
+                if out and _ELLIPTICAL.match(text):
+                    # It asks about what the part before it said: embedded alone, "when?"
+                    # is close to nothing in particular.
+                    text = f"{text.rstrip('?')} {_without_question_word(out[-1])}"
+                out.append(text)
     if not out and question and question.strip():
         out.append(question.strip())
     return out
 
 
-# A coordinator followed by a new question ("..., and is it waterproof?").
+# A coordinator followed by a new question ("..., and is it waterproof?", "..., and
+# in what year was it published?").
+_WH = "|".join(sorted(WH_WORDS, key=len, reverse=True))
+_PREPOSITION = r"(?:(?:in|at|for|to|from|on|by|with|since|until)\s+)?"
 _CLAUSE_SPLIT = re.compile(
     r"\s*(?:,|;)?\s+(?:and|also|plus|or)\s+(?:also\s+)?(?=(?:"
     + "|".join(sorted(WH_WORDS | AUXILIARIES, key=len, reverse=True)).replace("'", "['’]")
-    + r")\b)|\s*[;]\s*(?:also\s+)?|\s*,\s*(?:also\s+)?(?=(?:"
-    + "|".join(sorted(WH_WORDS, key=len, reverse=True))
-    + r")\b)",
+    + rf")\b|{_PREPOSITION}(?:{_WH})\b)|\s*[;]\s*(?:also\s+)?|\s*,\s*(?:also\s+)?(?="
+    + rf"{_PREPOSITION}(?:{_WH})\b)",
     re.IGNORECASE,
 )
+# A part that is a question word alone ("..., who first climbed it, and when?").
+_ELLIPTICAL = re.compile(rf"^(?:{_WH})(?:\s+(?:much|many|long|often|far|not))?\??$", re.IGNORECASE)
 _ALSO = re.compile(r"^(?:also|and|plus|additionally|and also)[,:]?\s+", re.IGNORECASE)
 
 
@@ -344,9 +351,15 @@ def _split_sentence(sentence: str) -> list[str]:
     return out
 
 
-# "the weight limit and the size limit", "check-in and check-out", "A, B and C".
+def _without_question_word(part: str) -> str:
+    """``part`` after its question word: "Who first climbed it?" -> "first climbed it?"."""
+    return re.sub(rf"^\s*(?:{_WH})\b\s*", "", part, flags=re.IGNORECASE)
+
+
+# "the weight limit and the size limit", "check-in and check-out", "A, B and C"; not
+# "the difference between A and B", which asks one thing.
 _NP_LIST = re.compile(
-    r"^(?P<head>.*?\b(?:is|are|was|were|of|about|for|between|does|do|did)\s+)"
+    r"^(?P<head>.*?\b(?:is|are|was|were|of|about|for|does|do|did)\s+)"
     r"(?P<items>(?:(?:the|a|an|your|its|their|our)\s+)?[\w'’-]+(?:\s+[\w'’-]+)?"
     r"(?:\s*,\s*(?:(?:the|a|an|your|its|their|our)\s+)?[\w'’-]+(?:\s+[\w'’-]+)?)*"
     r"\s*,?\s+and\s+(?:(?:the|a|an|your|its|their|our)\s+)?[\w'’-]+(?:\s+[\w'’-]+)?)"

@@ -40,7 +40,7 @@ import numpy as np
 from llmvigil.evaluators.answers import answer_forms
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.heads import LogisticHead
-from llmvigil.evaluators.questions import analyse_question
+from llmvigil.evaluators.questions import Question, analyse_question
 from llmvigil.evaluators.registry import register
 from llmvigil.evaluators.text import STOP_WORDS, content_words, stem
 from llmvigil.evaluators.vectors import TextVectors, TokenStates, shared_vectors
@@ -141,15 +141,38 @@ def signals(
     texts = [item.input or "" for item in items] + [item.output or "" for item in items]
     tokens = vectors.encode_tokens(texts)  # the one pass; encode() reads its cache
     sentence = vectors.encode(texts)
-    cosines = (sentence[:n] * sentence[n:]).sum(axis=1)
+    return pair_signals(
+        texts[:n], texts[n:], tokens[:n], tokens[n:], sentence[:n], sentence[n:], vectors
+    )
+
+
+def pair_signals(
+    questions: Sequence[str],
+    responses: Sequence[str],
+    question_tokens: Sequence[TokenStates],
+    response_tokens: Sequence[TokenStates],
+    question_vectors: np.ndarray,
+    response_vectors: np.ndarray,
+    vectors: TextVectors,
+) -> list[dict[str, object]]:
+    """:func:`signals` of each (question, response) pair from vectors already computed.
+
+    For evaluators that embed their own texts and ask whether a piece of a
+    response answers a part of a question (completeness), without a second pass.
+    """
+    cosines = (question_vectors * response_vectors).sum(axis=1)
     pieces = vectors.model.tokenizer.id_to_token
+    analyses: dict[str, Question] = {}
     out = []
-    for k, item in enumerate(items):
-        word, match, alignment = question_word_alignment(tokens[k], tokens[n + k], pieces)
-        question, response = item.input or "", item.output or ""
+    for k, (question, response) in enumerate(zip(questions, responses, strict=True)):
+        word, match, alignment = question_word_alignment(
+            question_tokens[k], response_tokens[k], pieces
+        )
         question_stems = {stem(w) for w in content_words(question)}
         response_stems = {stem(w) for w in content_words(response)}
-        analysis = analyse_question(question)
+        if question not in analyses:
+            analyses[question] = analyse_question(question)
+        analysis = analyses[question]
         forms = answer_forms(response, question)
         found = analysis.expects is not None and bool(analysis.accepts & forms)
         out.append(
