@@ -25,11 +25,14 @@ Two measures are read that way (:data:`FEATURES`, for the weakest part):
    moons does it have?" through its number, where its sentence vector is
    close to both parts.
 
-A third is counted: the **share** of the pieces that lean to the part (by the sum of
-the two), as a complete answer gives some of its pieces to every part and a
-partial one, however long, gives them all to the parts it answers.
+Two more are read off the whole answer: the **share** of the pieces that lean
+to the part (by the sum of the two), as a complete answer gives some of its
+pieces to every part and a partial one, however long, gives them all to the
+parts it answers; and the whole response's **lean**, its cosine to the part
+less its largest cosine to any part, as a partial answer's sentence vector
+sits by the parts it answers.
 
-Version 5 weighs the three with a logistic regression learned on labelled answers
+Version 5 weighs the four with a logistic regression learned on labelled answers
 (``scripts/train_completeness_head.py``, weights in
 ``llmvigil/evaluators/weights/completeness_head.json``). Each part's own
 coverage in ``details`` is the same head over that part's measures (never
@@ -70,12 +73,14 @@ WEIGHTS_PATH = Path(__file__).parent / "weights" / "completeness_head.json"
 WEIGHTS_FORMAT = "llmvigil-completeness-head"
 #: What the head weighs, in the order of its coefficients (all in ``details``): the
 #: weakest part's specificity over the response's pieces by cosine and by the
-#: relevance head's probability that the piece answers the part, and the smallest
-#: share of the pieces that lean to one part (by the sum of the two measures).
+#: relevance head's probability that the piece answers the part, the smallest
+#: share of the pieces that lean to one part (by the sum of the two measures), and
+#: how far the whole response's vector leans away from the part.
 FEATURES = (
     "weakest_part_specificity",
     "weakest_part_answer_specificity",
     "weakest_part_share",
+    "weakest_part_response_lean",
 )
 #: Calibration against reference points: only near-paraphrases count as
 #: covering a point by meaning alone (any on-topic clause is close to a
@@ -207,20 +212,21 @@ class Completeness(Evaluator):
             pieces = response_pieces(item.output or "")
             points = split_sentences(item.reference or "") if item.reference else []
             plans.append((i, parts, pieces, points, len(texts)))
-            texts.extend([*parts, *pieces, *points])
+            texts.extend([*parts, *pieces, *points, (item.output or "").strip()])
         vectors = shared_vectors()
         tokens = vectors.encode_tokens(texts)  # the one pass; encode() reads its cache
         sentence = vectors.encode(texts) if texts else np.zeros((0, 0), np.float32)
         for i, parts, pieces, points, offset in plans:
-            bounds = np.cumsum([offset, len(parts), len(pieces), len(points)])
-            part_vecs, piece_vecs, point_vecs = (sentence[a:b] for a, b in pairwise(bounds))
+            bounds = np.cumsum([offset, len(parts), len(pieces), len(points), 1])
+            part_vecs, piece_vecs, point_vecs, response_vec = (
+                sentence[a:b] for a, b in pairwise(bounds)
+            )
             part_tokens, piece_tokens = tokens[bounds[0] : bounds[1]], tokens[bounds[1] : bounds[2]]
             answers = answer_probability(
                 parts, pieces, part_tokens, piece_tokens, part_vecs, piece_vecs, vectors
             )
-            scores[i] = self._score(
-                batch[i], parts, pieces, points, part_vecs, piece_vecs, point_vecs, answers
-            )
+            vecs = (part_vecs, piece_vecs, point_vecs, response_vec[0])
+            scores[i] = self._score(batch[i], parts, pieces, points, vecs, answers)
         return [s for s in scores if s is not None]
 
     def _score(
@@ -229,11 +235,10 @@ class Completeness(Evaluator):
         parts: list[str],
         pieces: list[str],
         points: list[str],
-        part_vecs: np.ndarray,
-        piece_vecs: np.ndarray,
-        point_vecs: np.ndarray,
+        vecs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
         answers: np.ndarray,
     ) -> Score:
+        part_vecs, piece_vecs, point_vecs, response_vec = vecs
         similarity = part_vecs @ piece_vecs.T  # parts x pieces, cosines
         specific, best_piece = specificity(similarity)
         answer_specific, _ = specificity(answers)
@@ -241,7 +246,11 @@ class Completeness(Evaluator):
         # however long, gives them all to the parts it answers.
         leaning = (similarity + answers).argmax(axis=0)
         share = np.bincount(leaning, minlength=len(parts)) / len(pieces)
-        measures = np.c_[specific, answer_specific, share]  # parts x FEATURES
+        # A partial answer as a whole leans to the parts it answers: each part's cosine
+        # to the whole response less the largest cosine of any part to it (0 for the nearest).
+        whole = part_vecs @ response_vec
+        lean = whole - whole.max()
+        measures = np.c_[specific, answer_specific, share, lean]  # parts x FEATURES
         coverage = self.head.probability(measures)
         weakest = measures.min(axis=0)
         details: dict = {
@@ -252,6 +261,7 @@ class Completeness(Evaluator):
                     "specificity": round(float(specific[k]), 4),
                     "answer_specificity": round(float(answer_specific[k]), 4),
                     "share": round(float(share[k]), 4),
+                    "response_lean": round(float(lean[k]), 4),
                     "covered_by": pieces[best_piece[k]],
                 }
                 for k, part in enumerate(parts)

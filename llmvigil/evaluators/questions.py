@@ -343,6 +343,12 @@ _ALSO = re.compile(r"^(?:also|and|plus|additionally|and also)[,:]?\s+", re.IGNOR
 def _split_sentence(sentence: str) -> list[str]:
     sentence = _ALSO.sub("", sentence.strip())
     pieces = [p.strip(" ,;") for p in _CLAUSE_SPLIT.split(sentence) if p and p.strip(" ,;?")]
+    for k in range(len(pieces) - 2, -1, -1):
+        opener = _tokens(pieces[k])[:1]
+        if len(pieces[k].split()) <= 3 and not (opener and opener[0] in WH_WORDS | AUXILIARIES):
+            # A phrase that asks nothing on its own ("under FOB, who pays ...?") belongs
+            # to the question after it.
+            pieces[k : k + 2] = [f"{pieces[k]}, {pieces[k + 1]}"]
     out: list[str] = []
     for piece in pieces:
         if not piece.endswith("?") and sentence.endswith("?"):
