@@ -334,6 +334,8 @@ VALIDATION_SETS = [
     ("completeness_heldout_2", DATA / "completeness_heldout_2.jsonl", "completeness", 0.90),
     ("completeness_heldout_3", DATA / "completeness_heldout_3.jsonl", "completeness", 0.90),
     ("completeness_heldout_4", DATA / "completeness_heldout_4.jsonl", "completeness", 0.90),
+    ("completeness_heldout_5", DATA / "completeness_heldout_5.jsonl", "completeness", 0.90),
+    ("completeness_heldout_6", DATA / "completeness_heldout_6.jsonl", "completeness", 0.90),
 ]
 
 
@@ -988,11 +990,12 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "toxicity_functional, toxicity_unseen_groups and completeness_heldout (and "
             "completeness_heldout_2, before completeness v4; completeness_heldout_3, before "
             "completeness v5; completeness_heldout_4, after v5 was first judged on _3 and "
-            "before the changes that judgement led to) were "
+            "before the changes that judgement led to; completeness_heldout_5 and _6, after v5 "
+            "was judged on _4, and never tuned on) were "
             "written for issue 18 before any evaluator was tuned "
             "against them, each of one kind of the held-out data the evaluators are judged on; "
-            "their targets are issue 18's. Completeness v5 is judged on completeness_heldout_4: "
-            "its measures were chosen looking at the first three.",
+            "their targets are issue 18's. Completeness v5 is judged on completeness_heldout_5 "
+            "and _6: its measures were chosen looking at the first four.",
             "",
             *quality_markdown(q),
         ]
