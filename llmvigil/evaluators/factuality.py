@@ -1,7 +1,13 @@
 """Factuality: are the response's claims supported by the evidence (retrieved context, reference)?
 
-Score in [0, 1], higher is better: the mean over the response's claims of how
-well each is supported. Items with neither context nor reference get no score.
+Score in [0, 1], higher is better: how well the response's least-supported
+claim is supported (version 5; up to version 4 the mean over its claims, still
+in ``details`` as ``mean_support``). An answer is unfaithful when any one claim
+is, and a mean let one invented claim among four supported ones pass: on
+``benchmarks/data/factuality_rag_3.jsonl`` the mean ranked 0.786 ROC AUC, the
+weakest claim 0.857, with the other files unchanged or better (rag 0.909 ->
+0.927, rag_2 0.921 -> 0.918, HaluEval 0.977 both). Items with neither context
+nor reference get no score.
 
 Why not a similarity between response and context: a fluent hallucination is
 on topic, so it is *more* similar to the context than a terse correct answer
@@ -733,14 +739,15 @@ def _evidence_kinds(item: EvalItem) -> str:
 
 @register
 class FactualityEvaluator(Evaluator):
-    """Share of the response's claims supported by the context and/or reference answer."""
+    """How well the response's least-supported claim rests on the context and/or reference."""
 
     name = "factuality"
     # 2: a number the evidence gives for something else ("3 books" for "10 books") conflicts.
     # 3: sentences that frame the answer (learned head) are not claims.
     # 4: terms said in other words (token alignment) count as found; a possessive name
     # ("the Moon's") is the name; "Sure!" is asked of the framing head despite reading as a name.
-    version = "4"
+    # 5: the weakest claim's support is the score, not the mean over the claims.
+    version = "5"
     needs = frozenset({"output"})
     threshold = 0.6
 
@@ -770,9 +777,10 @@ class FactualityEvaluator(Evaluator):
                 }
                 scores.append(self.make_score(item.id, None, METHOD, only))
                 continue
-            score = float(np.mean([c.score for c in claims]))
+            score = min(c.score for c in claims)
             unsupported = [c for c in claims if c.reasons]
             details: dict[str, Any] = {
+                "mean_support": round(float(np.mean([c.score for c in claims])), 4),
                 "claims": len(claims),
                 "supported_claims": len(claims) - len(unsupported),
                 "evidence": _evidence_kinds(item),
