@@ -321,10 +321,25 @@ def baseline_rows(
 VALIDATION_SETS = [
     ("factuality_rag", DATA / "factuality_rag.jsonl", "factuality", 0.75),
     ("factuality_rag_2", DATA / "factuality_rag_2.jsonl", "factuality", 0.75),
+    ("factuality_rag_3", DATA / "factuality_rag_3.jsonl", "factuality", 0.75),
+    ("factuality_rag_4", DATA / "factuality_rag_4.jsonl", "factuality", 0.75),
+    ("factuality_rag_5", DATA / "factuality_rag_5.jsonl", "factuality", 0.75),
     ("relevance_question_sentence", DATA / "relevance_question_sentence.jsonl", "relevance", 0.85),
     (
         "relevance_question_sentence_2",
         DATA / "relevance_question_sentence_2.jsonl",
+        "relevance",
+        0.85,
+    ),
+    (
+        "relevance_question_sentence_3",
+        DATA / "relevance_question_sentence_3.jsonl",
+        "relevance",
+        0.85,
+    ),
+    (
+        "relevance_question_sentence_4",
+        DATA / "relevance_question_sentence_4.jsonl",
         "relevance",
         0.85,
     ),
@@ -991,7 +1006,10 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "completeness_heldout_2, before completeness v4; completeness_heldout_3, before "
             "completeness v5; completeness_heldout_4, after v5 was first judged on _3 and "
             "before the changes that judgement led to; completeness_heldout_5 and _6, after v5 "
-            "was judged on _4, and never tuned on) were "
+            "was judged on _4, and never tuned on; relevance_question_sentence_3 and "
+            "factuality_rag_3, after relevance v4 and factuality v4 were judged on the _2 sets; "
+            "relevance_question_sentence_4 and factuality_rag_4, after factuality v5 was chosen "
+            "on factuality_rag_3; factuality_rag_5, after v5 was judged on _4) were "
             "written for issue 18 before any evaluator was tuned "
             "against them, each of one kind of the held-out data the evaluators are judged on; "
             "their targets are issue 18's. Completeness v5 is judged on completeness_heldout_5 "
