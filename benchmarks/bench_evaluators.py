@@ -324,6 +324,7 @@ VALIDATION_SETS = [
     ("factuality_rag_3", DATA / "factuality_rag_3.jsonl", "factuality", 0.75),
     ("factuality_rag_4", DATA / "factuality_rag_4.jsonl", "factuality", 0.75),
     ("factuality_rag_5", DATA / "factuality_rag_5.jsonl", "factuality", 0.75),
+    ("factuality_rag_6", DATA / "factuality_rag_6.jsonl", "factuality", 0.75),
     ("relevance_question_sentence", DATA / "relevance_question_sentence.jsonl", "relevance", 0.85),
     (
         "relevance_question_sentence_2",
@@ -1009,7 +1010,8 @@ def section(q: dict[str, Any] | None, t: dict[str, Any] | None, command: str, lo
             "was judged on _4, and never tuned on; relevance_question_sentence_3 and "
             "factuality_rag_3, after relevance v4 and factuality v4 were judged on the _2 sets; "
             "relevance_question_sentence_4 and factuality_rag_4, after factuality v5 was chosen "
-            "on factuality_rag_3; factuality_rag_5, after v5 was judged on _4) were "
+            "on factuality_rag_3; factuality_rag_5 and _6, after v5 was judged on _4 and on _5) "
+            "were "
             "written for issue 18 before any evaluator was tuned "
             "against them, each of one kind of the held-out data the evaluators are judged on; "
             "their targets are issue 18's. Completeness v5 is judged on completeness_heldout_5 "
