@@ -344,8 +344,7 @@ def _split_sentence(sentence: str) -> list[str]:
     sentence = _ALSO.sub("", sentence.strip())
     pieces = [p.strip(" ,;") for p in _CLAUSE_SPLIT.split(sentence) if p and p.strip(" ,;?")]
     for k in range(len(pieces) - 2, -1, -1):
-        opener = _tokens(pieces[k])[:1]
-        if len(pieces[k].split()) <= 3 and not (opener and opener[0] in WH_WORDS | AUXILIARIES):
+        if len(pieces[k].split()) <= 3 and not _opens_question(pieces[k]):
             # A phrase that asks nothing on its own ("under FOB, who pays ...?") belongs
             # to the question after it.
             pieces[k : k + 2] = [f"{pieces[k]}, {pieces[k + 1]}"]
@@ -355,6 +354,12 @@ def _split_sentence(sentence: str) -> list[str]:
             piece += "?"
         out.append(piece)
     return out
+
+
+def _opens_question(text: str) -> bool:
+    """Whether ``text`` opens with a question word or an auxiliary ("when ...", "is ...")."""
+    opener = _tokens(text)[:1]
+    return bool(opener) and opener[0] in WH_WORDS | AUXILIARIES
 
 
 def _without_question_word(part: str) -> str:
@@ -405,8 +410,7 @@ def analyse_question(prompt: str) -> Question:
     parts = []
     for text in split_parts(prompt):
         part_kind, _ = classify(text)
-        opener = _tokens(text)[:1]
-        if part_kind == "other" and not (opener and opener[0] in WH_WORDS | AUXILIARIES):
+        if part_kind == "other" and not _opens_question(text):
             part_kind = kind  # a fragment such as "check-out?" inherits the question's kind
         parts.append(QuestionPart(text=text, kind=part_kind))
     tokens = set(_tokens(prompt))
