@@ -4,7 +4,9 @@ What it trains: a logistic regression over the weakest part's measures the
 completeness evaluator computes (``llmvigil.evaluators.completeness.FEATURES``:
 how much more some piece of the response is close to that part than to any
 other part of the question, by cosine and by the relevance head's
-probability that the piece answers the part), read from the evaluator's own
+probability that the piece answers the part; the share of the pieces that
+lean to it; and how far the whole response's vector leans away from it), read
+from the evaluator's own
 ``details`` so the head is trained on exactly what it scores. Its
 probability is the score.
 
@@ -20,8 +22,8 @@ Data (labelled, written for llmvigil, under its licence; both in ``datasets/``):
 ``C`` is chosen by leave-one-question-out cross-validation over these lines
 (every response to one question held out together): the ``C`` of the lowest
 log loss (the ROC AUC barely moves with ``C`` here, and its smallest ``C`` kept
-every probability between 0.3 and 0.7), and its ROC AUC is printed; the validation sets are scored
-by ``benchmarks/bench_evaluators.py``, never here.
+every probability between 0.3 and 0.7), and its ROC AUC is printed; the
+validation sets are scored by ``benchmarks/bench_evaluators.py``, never here.
 
 Usage::
 

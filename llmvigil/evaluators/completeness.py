@@ -179,7 +179,8 @@ class Completeness(Evaluator):
     # threshold is 0.5: the head is a calibrated probability of a complete answer, and
     # below even odds is what fails (0.7 failed most complete answers in other words).
     # 5: the relevance head's probability that a piece answers a part, read as a
-    # specificity beside the cosine's, replaces the windows and the best cosine.
+    # specificity beside the cosine's, the part's share of the pieces and the whole
+    # response's lean replace the windows and the best cosine.
     version = "5"
     needs = frozenset({"input", "output"})
     threshold = 0.5
