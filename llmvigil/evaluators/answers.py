@@ -33,7 +33,9 @@ __all__ = [
     "clauses",
     "explicit_yes_no",
     "is_imperative",
+    "named_forms",
     "names_someone",
+    "text_forms",
 ]
 
 
@@ -287,6 +289,15 @@ def answer_forms(text: str, question: str | None = None) -> set[str]:
     ``question``, names and places already in the question do not count as an
     answer (restating "Pride and Prejudice" does not name its author).
     """
+    return text_forms(text) | named_forms(text, question)
+
+
+def text_forms(text: str) -> set[str]:
+    """The forms of :func:`answer_forms` that do not depend on the question.
+
+    For callers that ask about one text against several questions (completeness
+    asks whether each piece of an answer answers each part): work them out once.
+    """
     low = fold(text or "")
     tokens = _tokens(text or "")
     forms: set[str] = set()
@@ -298,19 +309,6 @@ def answer_forms(text: str, question: str | None = None) -> set[str]:
         forms.add("duration")
     if _has_quantity(text or "", tokens):
         forms.add("quantity")
-    asked = set(_tokens(question or ""))
-    new_names = [
-        n
-        for n in capitalised_names(text or "")
-        if not set(_tokens(n)) <= asked and not set(_tokens(n)) & _CALENDAR
-    ]
-    if new_names:
-        forms.add("place")
-    # A person is named by two or more capitalised words in a row ("Jane
-    # Austen", not "Windows, Office"), or by a capitalised word standing
-    # almost alone ("Shakespeare.").
-    if names_someone(text or "", question):
-        forms.update({"person", "place"})
     if _PRONOUN_SUBJECT.search(low):
         forms.add("person")  # "we pay the shipping", "you do"
     if LOCATIVE.search(text or ""):
@@ -325,4 +323,23 @@ def answer_forms(text: str, question: str | None = None) -> set[str]:
         forms.add("yesno")
     if _REASON.search(low):
         forms.add("reason")
+    return forms
+
+
+def named_forms(text: str, question: str | None = None) -> set[str]:
+    """The forms of :func:`answer_forms` read from names ``question`` does not hold."""
+    forms: set[str] = set()
+    asked = set(_tokens(question or ""))
+    new_names = [
+        n
+        for n in capitalised_names(text or "")
+        if not set(_tokens(n)) <= asked and not set(_tokens(n)) & _CALENDAR
+    ]
+    if new_names:
+        forms.add("place")
+    # A person is named by two or more capitalised words in a row ("Jane
+    # Austen", not "Windows, Office"), or by a capitalised word standing
+    # almost alone ("Shakespeare.").
+    if names_someone(text or "", question):
+        forms.update({"person", "place"})
     return forms

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmvigil.evaluators.answers import answer_forms
+from llmvigil.evaluators.answers import named_forms, text_forms
 from llmvigil.evaluators.base import EvalItem, Evaluator, Score
 from llmvigil.evaluators.heads import LogisticHead
 from llmvigil.evaluators.questions import Question, analyse_question
@@ -167,6 +167,7 @@ def pair_signals(
     # pieces): what depends on one text alone is worked out once per call.
     stems: dict[str, set[str]] = {}
     question_words: dict[str, int] = {}
+    response_forms: dict[str, set[str]] = {}
     out = []
     for k, (question, response) in enumerate(zip(questions, responses, strict=True)):
         if question not in question_words:
@@ -179,7 +180,9 @@ def pair_signals(
         if question not in analyses:
             analyses[question] = analyse_question(question)
         analysis = analyses[question]
-        forms = answer_forms(response, question)
+        if response not in response_forms:
+            response_forms[response] = text_forms(response)
+        forms = response_forms[response] | named_forms(response, question)
         found = analysis.expects is not None and bool(analysis.accepts & forms)
         out.append(
             {
