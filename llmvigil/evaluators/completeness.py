@@ -122,27 +122,33 @@ def specificity(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def answer_probability(
-    parts: Sequence[str],
-    pieces: Sequence[str],
-    part_tokens: Sequence[TokenStates],
-    piece_tokens: Sequence[TokenStates],
-    part_vecs: np.ndarray,
-    piece_vecs: np.ndarray,
+    texts: Sequence[str],
+    tokens: Sequence[TokenStates],
+    sentence: np.ndarray,
+    pairs: np.ndarray,
     vectors: TextVectors,
 ) -> np.ndarray:
-    """Parts x pieces: the relevance head's probability that each piece answers each part."""
-    n, m = len(parts), len(pieces)
+    """The relevance head's probability that each piece answers each part, per pair.
+
+    ``pairs`` holds (part, piece) positions in ``texts``, ``tokens`` and ``sentence``
+    (their token states and sentence vectors). All pairs of a batch go in one call, so
+    what depends on one text alone is worked out once for the batch, however many
+    answers repeat it.
+    """
+    if not len(pairs):
+        return np.zeros(0)
+    parts, pieces = pairs[:, 0], pairs[:, 1]
     rows = pair_signals(
-        [p for p in parts for _ in range(m)],
-        list(pieces) * n,
-        [t for t in part_tokens for _ in range(m)],
-        list(piece_tokens) * n,
-        np.repeat(part_vecs, m, axis=0),
-        np.tile(piece_vecs, (n, 1)),
+        [texts[k] for k in parts],
+        [texts[k] for k in pieces],
+        [tokens[k] for k in parts],
+        [tokens[k] for k in pieces],
+        sentence[parts],
+        sentence[pieces],
         vectors,
     )
     x = np.array([[float(r[name]) for name in RELEVANCE_FEATURES] for r in rows])
-    return relevance_head().probability(x).reshape(n, m)
+    return relevance_head().probability(x)
 
 
 class CompletenessHead(LogisticHead):
@@ -217,17 +223,25 @@ class Completeness(Evaluator):
         vectors = shared_vectors()
         tokens = vectors.encode_tokens(texts)  # the one pass; encode() reads its cache
         sentence = vectors.encode(texts) if texts else np.zeros((0, 0), np.float32)
+        # Every part against every piece of its own answer, for the whole batch at once.
+        pairs = [
+            (offset + k, offset + len(parts) + j)
+            for _, parts, pieces, _, offset in plans
+            for k in range(len(parts))
+            for j in range(len(pieces))
+        ]
+        answers = answer_probability(texts, tokens, sentence, np.array(pairs, int), vectors)
+        start = 0
         for i, parts, pieces, points, offset in plans:
             bounds = np.cumsum([offset, len(parts), len(pieces), len(points), 1])
             part_vecs, piece_vecs, point_vecs, response_vec = (
                 sentence[a:b] for a, b in pairwise(bounds)
             )
-            part_tokens, piece_tokens = tokens[bounds[0] : bounds[1]], tokens[bounds[1] : bounds[2]]
-            answers = answer_probability(
-                parts, pieces, part_tokens, piece_tokens, part_vecs, piece_vecs, vectors
-            )
+            size = len(parts) * len(pieces)
+            item_answers = answers[start : start + size].reshape(len(parts), len(pieces))
+            start += size
             vecs = (part_vecs, piece_vecs, point_vecs, response_vec[0])
-            scores[i] = self._score(batch[i], parts, pieces, points, vecs, answers)
+            scores[i] = self._score(batch[i], parts, pieces, points, vecs, item_answers)
         return [s for s in scores if s is not None]
 
     def _score(
