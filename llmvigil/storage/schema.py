@@ -283,7 +283,7 @@ _ARROW_TYPES: dict[type[sa.types.TypeEngine], pa.DataType] = {
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
-    if column.name in SPAN_JSON_COLUMNS:
+    if column.name in SPAN_JSON_COLUMNS or isinstance(column.type, sa.JSON):
         return pa.string()  # JSON travels as text; each engine parses it on insert
     for sa_type, arrow_type in _ARROW_TYPES.items():
         if isinstance(column.type, sa_type):
@@ -296,6 +296,10 @@ SPAN_ARROW_SCHEMA = pa.schema(
     [pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in spans.columns]
 )
 SPAN_COLUMNS = tuple(c.name for c in spans.columns)
+#: The same for a batch of scores and the ``evaluations`` table (DuckDB's write path).
+EVALUATION_ARROW_SCHEMA = pa.schema(
+    [pa.field(c.name, _arrow_type(c), nullable=c.nullable) for c in evaluations.columns]
+)
 
 
 #: The span columns copied into each evaluation row, by the evaluation column's name.

@@ -36,7 +36,11 @@ from llmvigil.storage.drift import DriftTables
 from llmvigil.storage.metrics import MetricRow, health_table, rollup_health_table, window_health
 from llmvigil.storage.migrations import migrate
 from llmvigil.storage.retention import RetentionPolicy, RetentionReport, run_retention
-from llmvigil.storage.schema import SPAN_ARROW_SCHEMA, SPAN_JSON_COLUMNS
+from llmvigil.storage.schema import (
+    EVALUATION_ARROW_SCHEMA,
+    SPAN_ARROW_SCHEMA,
+    SPAN_JSON_COLUMNS,
+)
 
 # Re-exported: the URL checks live apart so the configuration can use them without this module.
 from llmvigil.storage.urls import (  # noqa: F401
@@ -49,6 +53,11 @@ from llmvigil.storage.urls import (  # noqa: F401
 _REQUIRED_SPAN_COLUMNS = [f.name for f in SPAN_ARROW_SCHEMA if not f.nullable]
 #: The span filter columns an evaluation row copies (besides ``span_start``).
 _SPAN_LABELS = [name for name in schema.SPAN_COPIES if name != "span_start"]
+_EVALUATION_COLUMNS = ", ".join(f'"{f.name}"' for f in EVALUATION_ARROW_SCHEMA)
+_INSERT_EVALUATIONS = (
+    f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) SELECT {_EVALUATION_COLUMNS} "
+    "FROM incoming_evaluations ON CONFLICT DO NOTHING RETURNING span_id"
+)
 
 
 def _table_from_rows(rows: Sequence[Mapping[str, Any]], refused: dict[int, str]) -> pa.Table:
@@ -749,7 +758,37 @@ class Store(DriftTables):
         if not values:
             return 0
         self._copy_span_fields(values)
+        if self._duck is not None:
+            return self._write_evaluations_duckdb(values)
         return self._insert_ignoring_duplicates(schema.evaluations, values)
+
+    def _write_evaluations_duckdb(self, values: list[dict[str, Any]]) -> int:
+        # One statement over an Arrow table: DuckDB binds a many-row VALUES statement value
+        # by value, 0.3-0.5 s for a runner batch (256 spans, 1,536 scores) on 2 cores,
+        # where this takes 20-50 ms. details is JSON text as SQLAlchemy's JSON type writes
+        # it (json.dumps); RETURNING counts the rows really inserted, as on PostgreSQL.
+        import duckdb
+
+        assert self._duck is not None
+        cursor = self._duck.cursor()
+        try:
+            columns = {f.name: [v[f.name] for v in values] for f in EVALUATION_ARROW_SCHEMA}
+            columns["details"] = [json.dumps(d) for d in columns["details"]]
+            cursor.register(
+                "incoming_evaluations", pa.table(columns, schema=EVALUATION_ARROW_SCHEMA)
+            )
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                inserted = len(cursor.execute(_INSERT_EVALUATIONS).fetchall())
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            return inserted
+        except (duckdb.Error, pa.ArrowException, TypeError, ValueError) as exc:
+            raise StoreError(f"could not write evaluations to {self.display_url}: {exc}") from exc
+        finally:
+            cursor.close()
 
     def _copy_span_fields(self, values: list[dict[str, Any]]) -> None:
         # Each score carries its span's start and filter columns (schema.SPAN_COPIES). Callers

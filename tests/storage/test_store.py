@@ -145,6 +145,53 @@ def test_spans_without_evaluation_and_idempotent_scores(store: Store) -> None:
     assert stored["details"] == {"why": "x"} and stored["method"] == "test"
 
 
+def test_scores_read_back_as_written_on_both_engines(store: Store) -> None:
+    # DuckDB writes a batch of scores as one Arrow table, PostgreSQL as an INSERT: the
+    # rows, their details' JSON, the span copies and the count must come out alike.
+    rows = [make_span(i, app=f"app{i}") for i in range(3)]
+    store.append_spans(rows)
+    details = {"parts": [{"part": "when?", "coverage": 0.25}], "note": 'naïve "q"', "n": None}
+    first, second, third = (r["span_id"] for r in rows)
+    scores = [
+        {
+            "span_id": first,
+            "evaluator": "relevance",
+            "evaluator_version": 4,
+            "score": 0.1234,
+            "label": "failed",
+            "passed": False,
+            "method": "m",
+            "details": details,
+        },
+        {"span_id": second, "evaluator": "relevance", "evaluator_version": "4", "method": "m"},
+    ]
+    assert store.write_evaluations([*scores, scores[0]]) == 2  # twice in one batch: once
+    assert store.write_evaluations([*scores, {**scores[1], "span_id": third}]) == 1
+    got = {r["span_id"]: r for r in store.evaluations(evaluator="relevance")}
+    assert got[first]["details"] == details and got[first]["evaluator_version"] == "4"
+    assert (got[first]["score"], got[first]["passed"], got[first]["label"]) == (
+        0.1234,
+        False,
+        "failed",
+    )
+    assert got[second]["score"] is None and got[second]["details"] == {}
+    assert [got[i]["span_app"] for i in (first, second, third)] == ["app0", "app1", "app2"]
+    assert got[first]["span_start"] == rows[0]["start_time"]
+
+
+def test_a_duckdb_score_batch_that_cannot_be_written_is_a_store_error(duckdb_url: str) -> None:
+    with Store(duckdb_url) as store:
+        score = {"span_id": "fine", "evaluator": "relevance", "evaluator_version": "4"}
+        unwritable = {**score, "span_id": "other", "method": "m", "details": {"x": object()}}
+        with pytest.raises(StoreError, match="could not write evaluations"):
+            store.write_evaluations([{**score, "method": "m"}, unwritable])
+        with pytest.raises(StoreError, match="NOT NULL"):
+            store.write_evaluations(
+                [{**score, "method": "m"}, {**unwritable, "details": {}, "method": None}]
+            )
+        assert not store.evaluations()  # nothing of a failed batch is kept
+
+
 def test_feedback_is_stored_once_per_id(store: Store) -> None:
     row = make_span()
     store.append_spans([row])
