@@ -219,10 +219,14 @@ class Completeness(Evaluator):
             pieces = response_pieces(item.output or "")
             points = split_sentences(item.reference or "") if item.reference else []
             plans.append((i, parts, pieces, points, len(texts)))
-            texts.extend([*parts, *pieces, *points, (item.output or "").strip()])
+            texts.extend([*parts, *pieces, *points])
         vectors = shared_vectors()
         tokens = vectors.encode_tokens(texts)  # the one pass; encode() reads its cache
         sentence = vectors.encode(texts) if texts else np.zeros((0, 0), np.float32)
+        # The whole responses need only their sentence vectors, which relevance has
+        # usually computed already: asking for their token states too would run the
+        # model again for any the token cache has dropped, on the batch's longest texts.
+        responses = vectors.encode([batch[plan[0]].output or "" for plan in plans])
         # Every part against every piece of its own answer, for the whole batch at once.
         pairs = [
             (offset + k, offset + len(parts) + j)
@@ -232,15 +236,13 @@ class Completeness(Evaluator):
         ]
         answers = answer_probability(texts, tokens, sentence, np.array(pairs, int), vectors)
         start = 0
-        for i, parts, pieces, points, offset in plans:
-            bounds = np.cumsum([offset, len(parts), len(pieces), len(points), 1])
-            part_vecs, piece_vecs, point_vecs, response_vec = (
-                sentence[a:b] for a, b in pairwise(bounds)
-            )
+        for (i, parts, pieces, points, offset), response_vec in zip(plans, responses, strict=True):
+            bounds = np.cumsum([offset, len(parts), len(pieces), len(points)])
+            part_vecs, piece_vecs, point_vecs = (sentence[a:b] for a, b in pairwise(bounds))
             size = len(parts) * len(pieces)
             item_answers = answers[start : start + size].reshape(len(parts), len(pieces))
             start += size
-            vecs = (part_vecs, piece_vecs, point_vecs, response_vec[0])
+            vecs = (part_vecs, piece_vecs, point_vecs, response_vec)
             scores[i] = self._score(batch[i], parts, pieces, points, vecs, item_answers)
         return [s for s in scores if s is not None]
 
